@@ -1,0 +1,189 @@
+"""Benchmark the media clock: N legs on loopback paced by one MediaClock.
+
+The legs send to M plain UDP sink sockets served by another process, which timestamps
+every arrival (CLOCK_MONOTONIC is shared by processes on Linux). Per call, the arrival
+intervals are compared with 20 ms; the summary gives the p99 of |interval - 20 ms|,
+the packets lost (sequence gaps inside the window) and the CPU used by the clock
+process (getrusage over the measured window).
+
+    .venv/bin/python bench/media_clock.py --legs 1000 --seconds 10
+    .venv/bin/python bench/media_clock.py --legs 1000 --echo        # sinks echo back
+    .venv/bin/python bench/media_clock.py --legs 1000 --loop asyncio
+
+Prints one line:
+    media_clock: legs=1000 seconds=10 jitter_p99_ms=… lost=0 cpu_pct=… …
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import resource
+import selectors
+import socket
+import time
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from dialflow.media.clock import MediaClock
+from dialflow.media.leg import MediaLeg
+from dialflow.media.sources import ToneSource
+
+HOST = "127.0.0.1"
+
+
+def sink_main(n_sinks: int, echo: bool, ready: Connection, control: Connection) -> None:
+    """Receive (and optionally echo) until told to stop; then report per-packet records."""
+    socks = []
+    sel = selectors.DefaultSelector()
+    for _ in range(n_sinks):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        s.bind((HOST, 0))
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        socks.append(s)
+    ready.send([s.getsockname()[1] for s in socks])
+    ports: list[int] = []
+    seqs: list[int] = []
+    times: list[float] = []
+    monotonic = time.monotonic
+    while not control.poll():
+        for key, _ in sel.select(0.05):
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            while True:
+                try:
+                    data, addr = sock.recvfrom(2048)
+                except BlockingIOError:
+                    break
+                times.append(monotonic())
+                ports.append(addr[1])
+                seqs.append((data[2] << 8) | data[3])
+                if echo:
+                    try:
+                        sock.sendto(data, addr)
+                    except BlockingIOError:
+                        pass
+    control.recv()  # "stop"
+    window = control.recv()
+    control.send(analyse(np.array(ports), np.array(seqs), np.array(times), window))
+
+
+def analyse(
+    ports: np.ndarray, seqs: np.ndarray, times: np.ndarray, window: tuple[float, float]
+) -> dict[str, float]:
+    """Per call: arrival-interval deviation from 20 ms and sequence gaps, in the window."""
+    start, end = window
+    keep = (times >= start) & (times <= end)
+    ports, seqs, times = ports[keep], seqs[keep], times[keep]
+    deviations = []
+    lost = 0
+    packets = 0
+    for port in np.unique(ports):
+        m = ports == port
+        t = times[m]
+        s = seqs[m].astype(np.int64)
+        # Unwrap 16-bit sequence numbers in arrival order.
+        s = s[0] + np.concatenate(([0], np.cumsum(((np.diff(s) + 0x8000) & 0xFFFF) - 0x8000)))
+        order = np.argsort(s, kind="stable")
+        s, t = s[order], t[order]
+        packets += len(s)
+        lost += int(s[-1] - s[0] + 1 - len(np.unique(s)))
+        consecutive = np.diff(s) == 1
+        deviations.append(np.abs(np.diff(t)[consecutive] - 0.020))
+    dev = np.concatenate(deviations) if deviations else np.zeros(1)
+    return {
+        "calls": float(len(np.unique(ports))),
+        "packets": float(packets),
+        "lost": float(lost),
+        "jitter_p50_ms": float(np.percentile(dev, 50) * 1000),
+        "jitter_p99_ms": float(np.percentile(dev, 99) * 1000),
+        "jitter_max_ms": float(dev.max() * 1000),
+    }
+
+
+async def run_legs(args: argparse.Namespace, sink_ports: list[int]) -> dict[str, float]:
+    clock = MediaClock(subticks=args.subticks)
+    legs = []
+    for i in range(args.legs):
+        leg = await MediaLeg.open(clock, HOST, port_range=(20000, 60000))
+        leg.start((HOST, sink_ports[i % len(sink_ports)]), 0, 101)
+        if args.echo:
+            leg.on_frame(lambda frame, t: None)  # exercise the batched decode path
+        leg.play(ToneSource(400 + i % 1000, None))
+        legs.append(leg)
+    await asyncio.sleep(args.warmup)
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    busy0 = clock.stats.busy
+    late0 = clock.stats.late_subticks
+    start = time.monotonic()
+    await asyncio.sleep(args.seconds)
+    end = time.monotonic()
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    result = {
+        "start": start,
+        "end": end,
+        "cpu_pct": 100.0 * cpu / (end - start),
+        "clock_busy_pct": 100.0 * (clock.stats.busy - busy0) / (end - start),
+        "late_subticks": float(clock.stats.late_subticks - late0),
+        "max_late_ms": clock.stats.max_lateness * 1000,
+        "skipped": float(clock.stats.skipped_frames),
+        "received": float(sum(leg.stats.packets_received for leg in legs)),
+    }
+    for leg in legs:
+        await leg.close()
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--legs", type=int, default=100)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--sinks", type=int, default=4)
+    p.add_argument("--subticks", type=int, default=4)
+    p.add_argument("--echo", action="store_true", help="sinks echo packets back to the legs")
+    p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    args = p.parse_args()
+
+    ctx = mp.get_context("spawn")
+    ready_r, ready_w = ctx.Pipe(duplex=False)
+    control_here, control_there = ctx.Pipe()
+    sink = ctx.Process(target=sink_main, args=(args.sinks, args.echo, ready_w, control_there))
+    sink.start()
+    sink_ports = ready_r.recv()
+
+    if args.loop == "uvloop":
+        import uvloop
+
+        result = uvloop.run(run_legs(args, sink_ports))
+    else:
+        result = asyncio.run(run_legs(args, sink_ports))
+
+    control_here.send("stop")
+    control_here.send((result["start"], result["end"]))
+    sink_stats = control_here.recv()
+    sink.join()
+    expected = args.legs * args.seconds / 0.020
+    print(
+        f"media_clock: legs={args.legs} seconds={args.seconds:g}"
+        f" jitter_p99_ms={sink_stats['jitter_p99_ms']:.2f} lost={int(sink_stats['lost'])}"
+        f" cpu_pct={result['cpu_pct']:.1f}"
+        f" loop={args.loop} echo={int(args.echo)} subticks={args.subticks}"
+        f" jitter_p50_ms={sink_stats['jitter_p50_ms']:.2f}"
+        f" jitter_max_ms={sink_stats['jitter_max_ms']:.2f}"
+        f" packets={int(sink_stats['packets'])}/{int(expected)}"
+        f" clock_busy_pct={result['clock_busy_pct']:.1f}"
+        f" late_subticks={int(result['late_subticks'])}"
+        f" max_late_ms={result['max_late_ms']:.1f} skipped={int(result['skipped'])}"
+        + (f" echoed_received={int(result['received'])}" if args.echo else "")
+    )
+
+
+if __name__ == "__main__":
+    main()

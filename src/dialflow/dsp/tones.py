@@ -1,0 +1,462 @@
+"""Tone detectors for call analysis: fax (CNG, CED/ANSam), SIT, and voicemail beeps.
+
+All are sans-I/O and frame-driven (20 ms frames at 8 kHz, time in ms from the caller).
+
+- Known frequencies (fax and SIT) are detected with a :class:`~dialflow.dsp.goertzel.GoertzelBank`:
+  ITU-T T.30 §5.2 CNG is 1100 Hz, 0.5 s on / 3 s off; T.30 CED and V.8 ANSam are 2100 Hz
+  (ANSam adds 15 Hz AM and, V.25 §5.2.2.2, phase reversals every 450 ms). Telcordia
+  GR-1162 / ITU-T E.180 SIT is three 274–380 ms tones from {913.8, 950, 985.2} Hz,
+  {1370.6, 1400, 1428.5} Hz and {1776.7, 1800} Hz in that order.
+- Voicemail beeps have no standard frequency, so :class:`ToneTracker` follows the dominant
+  spectral peak (:mod:`dialflow.dsp.spectrum`) and :class:`BeepDetector` groups steady
+  tone segments into a beep (single, several short beeps, or a rising pair).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+import numpy.typing as npt
+
+from dialflow.dsp.goertzel import GoertzelBank
+from dialflow.dsp.spectrum import FRAME_MS, FrameSpectrum, SpectrumAnalyzer
+
+
+# ---------------------------------------------------------------------------------------
+# Generic tone segments from the spectral peak
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class ToneConfig:
+    """What counts as a steady tone frame and a tone segment."""
+
+    min_purity: float = 0.9
+    """Share of band energy in the peak for a frame to be tonal. Beeps and fax tones on
+    a quiet line give > 0.99 and ~0.9 with noise 10 dB under them; voiced speech exceeds
+    0.9 in about 3 % of frames, and then not for long at a steady frequency."""
+    min_snr_db: float = 10.0
+    """A tonal frame must be this far above the noise floor."""
+    min_level_db: float = -55.0
+    """... and above this absolute level (dBFS)."""
+    max_drift_hz: float = 12.0
+    """Largest distance of a frame's peak from the segment's mean frequency (or 1.5 % of it,
+    whichever is larger): beeps are steady, speech harmonics glide."""
+    min_frames: int = 4
+    """Frames a segment needs before it counts as a tone (80 ms)."""
+    max_gap_frames: int = 2
+    """Non-tonal frames tolerated inside a segment (ANSam phase reversals, clicks)."""
+
+
+@dataclass(slots=True)
+class ToneSegment:
+    """A run of tonal frames at one frequency. Times are ms (start of first frame, end of last)."""
+
+    start_ms: int
+    end_ms: int
+    freq_hz: float
+    frames: int = 1
+
+    @property
+    def duration_ms(self) -> int:
+        """Length of the segment in ms."""
+        return self.end_ms - self.start_ms
+
+
+class ToneTracker:
+    """Groups tonal frames into :class:`ToneSegment` values.
+
+    ``update`` returns the segment that just *closed* (if any); ``current`` is the open one.
+    """
+
+    __slots__ = ("_cfg", "_gap", "_sum_hz", "current", "tonal")
+
+    def __init__(self, cfg: ToneConfig | None = None) -> None:
+        self._cfg = cfg or ToneConfig()
+        self.current: ToneSegment | None = None
+        self._gap = 0
+        self._sum_hz = 0.0
+        self.tonal = False
+
+    def is_tonal(self, spec: FrameSpectrum, floor_db: float) -> bool:
+        """Whether a frame is a steady tone (high purity, clearly above the floor)."""
+        cfg = self._cfg
+        return (
+            spec.purity >= cfg.min_purity
+            and spec.band_db >= floor_db + cfg.min_snr_db
+            and spec.band_db >= cfg.min_level_db
+        )
+
+    def update(self, spec: FrameSpectrum, floor_db: float, now_ms: int) -> ToneSegment | None:
+        """Feed one analysed frame ending at ``now_ms``; return a segment that just ended."""
+        cfg = self._cfg
+        tonal = self.is_tonal(spec, floor_db)
+        self.tonal = tonal
+        cur = self.current
+        closed: ToneSegment | None = None
+        if cur is not None:
+            mean_hz = self._sum_hz / cur.frames
+            if tonal and abs(spec.peak_hz - mean_hz) <= max(cfg.max_drift_hz, 0.015 * mean_hz):
+                cur.end_ms = now_ms
+                cur.frames += 1
+                self._sum_hz += spec.peak_hz
+                cur.freq_hz = self._sum_hz / cur.frames
+                self._gap = 0
+                return None
+            self._gap += 1
+            if not tonal and self._gap <= cfg.max_gap_frames:
+                return None
+            closed = cur if cur.frames >= cfg.min_frames else None
+            self.current = None
+        if tonal:
+            self.current = ToneSegment(now_ms - FRAME_MS, now_ms, spec.peak_hz)
+            self._sum_hz = spec.peak_hz
+            self._gap = 0
+        return closed
+
+    @property
+    def confirmed(self) -> ToneSegment | None:
+        """The open segment once it has ``min_frames`` frames (a tone, not a glitch)."""
+        cur = self.current
+        return cur if cur is not None and cur.frames >= self._cfg.min_frames else None
+
+    def flush(self) -> ToneSegment | None:
+        """Close and return the open segment (end of stream) if it is long enough."""
+        cur, self.current = self.current, None
+        return cur if cur is not None and cur.frames >= self._cfg.min_frames else None
+
+
+# ---------------------------------------------------------------------------------------
+# Fax and SIT by Goertzel
+# ---------------------------------------------------------------------------------------
+
+
+class KnownTone(Enum):
+    """Tone families looked for with the Goertzel bank."""
+
+    CNG = "cng"
+    CED = "ced"
+    SIT_LOW = "sit_low"
+    SIT_MID = "sit_mid"
+    SIT_HIGH = "sit_high"
+
+
+_FAMILIES: dict[KnownTone, tuple[float, ...]] = {
+    # ±25 Hz around nominal CNG/CED seen on real lines; bins 25 Hz apart keep the
+    # Hann main lobe response above 0.8 anywhere in between.
+    KnownTone.CNG: (1075.0, 1100.0, 1125.0),
+    KnownTone.CED: (2075.0, 2100.0, 2125.0),
+    KnownTone.SIT_LOW: (913.8, 950.0, 985.2),
+    KnownTone.SIT_MID: (1370.6, 1400.0, 1428.5),
+    KnownTone.SIT_HIGH: (1776.7, 1800.0),
+}
+
+
+_SIT_CONFIRM_MS = 120
+"""How much of the third SIT segment must be heard before reporting SIT."""
+
+
+@dataclass(slots=True, frozen=True)
+class KnownToneConfig:
+    """Settings of :class:`KnownToneDetector`."""
+
+    min_ratio: float = 0.55
+    """Goertzel tone ratio (1.0 = pure tone) for a frame to hold a family's tone."""
+    min_level_db: float = -50.0
+    """Frame level (dBFS) below which nothing is a tone."""
+    max_gap_frames: int = 2
+    """Frames without the tone tolerated inside a run (phase reversals, noise bursts)."""
+    cng_min_ms: int = 360
+    """CNG run length that declares a fax (the burst is 500 ms)."""
+    cng_max_ms: int = 900
+    """A 1100 Hz run longer than this is not CNG (CNG bursts are 500 ms ±15 %)."""
+    ced_min_ms: int = 400
+    """CED/ANSam run length that declares a fax (the tone lasts 2.6–4 s)."""
+    sit_min_ms: int = 200
+    """Shortest SIT segment (Telcordia short segment 274 ms, less framing)."""
+    sit_max_ms: int = 460
+    """Longest SIT segment (long segment 380 ms, E.180 330 ms)."""
+    sit_max_gap_ms: int = 80
+    """Largest gap between SIT segments (they are contiguous, ≤ 4 ms apart)."""
+
+
+@dataclass(slots=True)
+class _Run:
+    start_ms: int = -1
+    end_ms: int = -1
+    gap: int = 0
+    reported: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.start_ms >= 0
+
+
+@dataclass(slots=True)
+class KnownToneEvent:
+    """A detected fax or SIT signal."""
+
+    kind: str
+    """``"cng"``, ``"ced"`` or ``"sit"``."""
+    start_ms: int
+    at_ms: int
+
+
+@dataclass(slots=True)
+class KnownToneDetector:
+    """Fax (CNG, CED/ANSam) and SIT detection with a Goertzel bank.
+
+    Feed every frame with :meth:`update`; it returns events as soon as a signal is
+    certain enough: CNG after ``cng_min_ms`` of 1100 Hz, CED after ``ced_min_ms`` of
+    2100 Hz, SIT when a low, a middle and a high SIT segment follow each other.
+    ``cng_candidate_ms`` is how long the current 1100 Hz run has lasted (0 if none),
+    which callers use to hold a decision while a possible CNG burst is in progress.
+    """
+
+    cfg: KnownToneConfig = field(default_factory=KnownToneConfig)
+    _bank: GoertzelBank = field(init=False)
+    _slices: dict[KnownTone, slice] = field(init=False)
+    _runs: dict[KnownTone, _Run] = field(init=False)
+    _sit_low: tuple[int, int] | None = field(init=False, default=None)
+    _sit_mid: tuple[int, int] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        freqs: list[float] = []
+        self._slices = {}
+        for fam, fs in _FAMILIES.items():
+            self._slices[fam] = slice(len(freqs), len(freqs) + len(fs))
+            freqs.extend(fs)
+        self._bank = GoertzelBank(freqs)
+        self._runs = {fam: _Run() for fam in _FAMILIES}
+
+    @property
+    def cng_candidate_ms(self) -> int:
+        """Duration of the 1100 Hz run in progress (0 when none)."""
+        run = self._runs[KnownTone.CNG]
+        return run.end_ms - run.start_ms if run.active and run.gap == 0 else 0
+
+    def update(
+        self, samples: npt.NDArray[np.float64], level_db: float, now_ms: int
+    ) -> list[KnownToneEvent]:
+        """Feed the current frame (floats in [-1, 1)); return fax/SIT events."""
+        cfg = self.cfg
+        events: list[KnownToneEvent] = []
+        if level_db >= cfg.min_level_db:
+            ratios = self._bank.ratios(samples)
+        else:
+            ratios = None
+        for fam, run in self._runs.items():
+            present = ratios is not None and float(ratios[self._slices[fam]].max()) >= cfg.min_ratio
+            if present:
+                if not run.active:
+                    run.start_ms = now_ms - FRAME_MS
+                    run.reported = False
+                run.end_ms = now_ms
+                run.gap = 0
+            elif run.active:
+                run.gap += 1
+                if run.gap > cfg.max_gap_frames:
+                    self._close(fam, run)
+                    run.start_ms = run.end_ms = -1
+                    run.gap = 0
+            if run.active and run.gap == 0 and not run.reported:
+                ev = self._check(fam, run)
+                if ev is not None:
+                    run.reported = True
+                    events.append(ev)
+        return events
+
+    def _check(self, fam: KnownTone, run: _Run) -> KnownToneEvent | None:
+        cfg = self.cfg
+        dur = run.end_ms - run.start_ms
+        if fam is KnownTone.CNG:
+            return KnownToneEvent("cng", run.start_ms, run.end_ms) if dur >= cfg.cng_min_ms else None
+        if fam is KnownTone.CED:
+            return KnownToneEvent("ced", run.start_ms, run.end_ms) if dur >= cfg.ced_min_ms else None
+        if fam is not KnownTone.SIT_HIGH or dur < _SIT_CONFIRM_MS:
+            return None
+        # SIT needs all three segments in order (low, middle, high), back to back: a rising
+        # two-tone voicemail beep can look like the first two.
+        mid, low = self._sit_mid, self._sit_low
+        if (
+            mid is not None
+            and low is not None
+            and run.start_ms - mid[1] <= cfg.sit_max_gap_ms
+            and mid[0] - low[1] <= cfg.sit_max_gap_ms
+        ):
+            return KnownToneEvent("sit", low[0], run.end_ms)
+        return None
+
+    def _close(self, fam: KnownTone, run: _Run) -> None:
+        cfg = self.cfg
+        if not cfg.sit_min_ms <= run.end_ms - run.start_ms <= cfg.sit_max_ms:
+            return
+        if fam is KnownTone.SIT_LOW:
+            self._sit_low = (run.start_ms, run.end_ms)
+        elif fam is KnownTone.SIT_MID:
+            self._sit_mid = (run.start_ms, run.end_ms)
+
+
+# ---------------------------------------------------------------------------------------
+# Voicemail beeps
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class BeepConfig:
+    """What a voicemail beep looks like (no standard: these bounds cover the common ones)."""
+
+    min_hz: float = 300.0
+    """Lowest frequency of a beep's first tone."""
+    max_hz: float = 2000.0
+    """Highest frequency of a beep's first tone (later tones of a rising beep may be up to
+    ``max_step`` times higher)."""
+    max_step: float = 2.0
+    """Largest frequency ratio between consecutive tones of one beep (rising beeps ~1.25–1.8)."""
+    min_segment_ms: int = 60
+    """Shortest tone segment that can be part of a beep."""
+    min_total_ms: int = 140
+    """A beep's tones must add up to at least this (150 ms nominal, less framing)."""
+    max_total_ms: int = 1600
+    """A tone group longer than this (first start to last end) is not a beep."""
+    max_inner_gap_ms: int = 250
+    """Largest silence between the tones of a multi-tone beep."""
+    end_gap_ms: int = 140
+    """Tone-free time after the last tone before the beep is reported (it may continue)."""
+
+
+@dataclass(slots=True, frozen=True)
+class Beep:
+    """A detected beep: ``start_ms`` is the start of its first tone, ``end_ms`` the end of its last."""
+
+    start_ms: int
+    end_ms: int
+    freq_hz: float
+    tones: int
+
+
+class BeepGrouper:
+    """Turns tone segments into :class:`Beep` values (the logic of :class:`BeepDetector`)."""
+
+    __slots__ = ("_cfg", "_group")
+
+    def __init__(self, cfg: BeepConfig | None = None) -> None:
+        self._cfg = cfg or BeepConfig()
+        self._group: list[ToneSegment] = []
+
+    @property
+    def pending(self) -> bool:
+        """True while a tone group that may become a beep is open."""
+        return bool(self._group)
+
+    @property
+    def pending_start_ms(self) -> int:
+        """Start of the open group (-1 when none)."""
+        return self._group[0].start_ms if self._group else -1
+
+    def _fits(self, seg: ToneSegment) -> bool:
+        cfg = self._cfg
+        if seg.duration_ms < cfg.min_segment_ms:
+            return False
+        if not self._group:
+            return cfg.min_hz <= seg.freq_hz <= cfg.max_hz
+        prev = self._group[-1]
+        ratio = seg.freq_hz / prev.freq_hz
+        return (
+            seg.start_ms - prev.end_ms <= cfg.max_inner_gap_ms
+            and 1.0 / cfg.max_step <= ratio <= cfg.max_step
+        )
+
+    def add(self, seg: ToneSegment) -> Beep | None:
+        """Add a closed tone segment; returns a finished beep if this segment cannot join it."""
+        if seg.duration_ms < self._cfg.min_segment_ms:
+            return None
+        if self._fits(seg):
+            self._group.append(seg)
+            return None
+        done = self._finish()
+        if self._fits(seg):
+            self._group.append(seg)
+        return done
+
+    def tick(self, now_ms: int, tone_open: bool) -> Beep | None:
+        """Close the group once ``end_gap_ms`` passed with no tone; returns the beep if valid."""
+        if self._group and not tone_open and now_ms - self._group[-1].end_ms >= self._cfg.end_gap_ms:
+            return self._finish()
+        return None
+
+    def _finish(self) -> Beep | None:
+        group, self._group = self._group, []
+        if not group:
+            return None
+        cfg = self._cfg
+        total = sum(s.duration_ms for s in group)
+        span = group[-1].end_ms - group[0].start_ms
+        if total < cfg.min_total_ms or span > cfg.max_total_ms:
+            return None
+        return Beep(group[0].start_ms, group[-1].end_ms, group[0].freq_hz, len(group))
+
+    def flush(self) -> Beep | None:
+        """End of stream: report the open group if it is a valid beep."""
+        return self._finish()
+
+
+class BeepDetector:
+    """Standalone voicemail-beep detector (for the ``wait_for_beep`` flow node).
+
+    Same shape as the AMD detector: ``feed(frame, now_ms)`` with 160 int16 samples at
+    8 kHz, ``now_ms`` the time at the *end* of the frame; returns the beeps that ended.
+    A beep is reported ``end_gap_ms`` after its last tone stops (it is then safe to
+    start speaking); ``Beep.start_ms`` is when it began.
+    """
+
+    __slots__ = ("_analyzer", "_grouper", "_tracker", "_vad_floor")
+
+    def __init__(
+        self, cfg: BeepConfig | None = None, tone_cfg: ToneConfig | None = None
+    ) -> None:
+        from dialflow.dsp.vad import EnergyVad
+
+        self._analyzer = SpectrumAnalyzer()
+        self._tracker = ToneTracker(tone_cfg)
+        self._grouper = BeepGrouper(cfg)
+        self._vad_floor = EnergyVad()
+
+    def feed(self, frame: npt.NDArray[np.int16], now_ms: int) -> list[Beep]:
+        """Analyse one frame; return beeps that finished with it."""
+        spec = self._analyzer.analyze(frame)
+        self._vad_floor.update(spec.band_db)
+        return self.feed_spectrum(spec, self._vad_floor.floor_db, now_ms)
+
+    def feed_spectrum(self, spec: FrameSpectrum, floor_db: float, now_ms: int) -> list[Beep]:
+        """Same as :meth:`feed` for callers that already analysed the frame."""
+        out: list[Beep] = []
+        closed = self._tracker.update(spec, floor_db, now_ms)
+        if closed is not None:
+            b = self._grouper.add(closed)
+            if b is not None:
+                out.append(b)
+        b = self._grouper.tick(now_ms, self._tracker.current is not None)
+        if b is not None:
+            out.append(b)
+        return out
+
+    @property
+    def tone_now(self) -> bool:
+        """True while a tone (possible beep) is sounding or a beep group is still open."""
+        return self._tracker.current is not None or self._grouper.pending
+
+    def finish(self) -> list[Beep]:
+        """End of stream: close any open tone and report a final beep if valid."""
+        out: list[Beep] = []
+        seg = self._tracker.flush()
+        if seg is not None:
+            b = self._grouper.add(seg)
+            if b is not None:
+                out.append(b)
+        b = self._grouper.flush()
+        if b is not None:
+            out.append(b)
+        return out

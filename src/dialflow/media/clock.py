@@ -1,0 +1,298 @@
+"""The media clock: one asyncio task paces every leg's RTP in 20 ms frames.
+
+Frame n is due at ``t0 + n × 20 ms`` on the loop's monotonic clock; each wake-up
+computes its deadline from ``t0`` rather than sleeping "20 ms more", so sleep errors
+never accumulate (the pacing idea of aiortc's ``mediastreams.py``, for all calls at
+once).
+
+Sub-ticks. Sending costs ~7 µs per call, so 1,000 calls sent in one burst take ~7 ms
+and the last ones in the burst go out late whenever the burst starts late
+(PERFORMANCE-NOTES). Each leg is therefore assigned to one of ``subticks`` slots
+(the least loaded, at registration) and slot s of frame n is due at
+``t0 + n × 20 ms + s × 20 ms / subticks``. Every leg is serviced at the same offset
+in every frame, so its send interval stays even, the bursts are a quarter of the
+size, and received datagrams get read between them. Empty slots cost nothing.
+
+Per sub-tick, for the legs of that slot: collect the next 160-sample frame of every
+leg that needs encoding, encode all of them in ONE numpy call per codec, send each
+leg's packet; then pop each leg's jitter buffer, decode all payloads in ONE call per
+codec and deliver the frames to the legs' subscribers.
+
+Late wake-ups (the loop stalled: GC, a blocking callback, CPU starvation):
+
+- up to ``max_late_frames`` frames late (default 3 = 60 ms): *catch up*. The missed
+  slots are run back to back without sleeping. The peer's jitter buffer absorbs a
+  60 ms burst and no audio is lost.
+- later than that: *skip*. Every leg lets the missed frames pass without sending
+  (``RtpSender.skip`` advances the RTP timestamp and sets the marker, so the peer
+  sees a silence period and keeps its timeline) and playback resumes where it was,
+  without losing words. Sending seconds of backlog in a burst would overflow the
+  peer's jitter buffer and add that much latency for the rest of the call.
+
+Lifecycle. The task starts when the first leg registers and is cancelled when the
+last leg unregisters, so an idle process has no media task and nothing leaks;
+``stop()`` stops it at once and refuses new legs (shutdown). Registering again starts a new task
+with a new ``t0``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from dialflow.rtp.g711 import FRAME_SAMPLES, Codec, decode, encode
+
+__all__ = ["ClockLeg", "ClockStats", "MediaClock", "frames_to_skip"]
+
+log = logging.getLogger(__name__)
+
+Samples = npt.NDArray[np.int16]
+
+
+class ClockLeg(Protocol):
+    """What the clock needs from a leg (implemented by ``MediaLeg``).
+
+    All methods are called on the clock's task, once per frame, in this order:
+    ``clock_produce`` (then ``clock_send`` if it returned a frame),
+    ``clock_receive`` (then ``clock_deliver`` if it returned a payload).
+    """
+
+    @property
+    def codec(self) -> Codec:
+        """The negotiated G.711 law."""
+        ...
+
+    def clock_produce(self) -> Samples | None:
+        """This frame's 160 int16 samples to encode, or None if the leg sent (or skipped) itself."""
+        ...
+
+    def clock_send(self, payload: bytes) -> None:
+        """Send the encoded frame returned by ``clock_produce``."""
+        ...
+
+    def clock_receive(self, now: float) -> bytes | None:
+        """Pop this frame's received payload; return it if it should be decoded and delivered."""
+        ...
+
+    def clock_deliver(self, frame: Samples, t: float) -> None:
+        """Hand the decoded frame to the leg's subscribers."""
+        ...
+
+    def clock_skip(self, frames: int) -> None:
+        """Let ``frames`` frames pass without sending (clock stall, see module docs)."""
+        ...
+
+    def clock_failed(self, exc: BaseException) -> None:
+        """The leg raised during a tick and was unregistered."""
+        ...
+
+
+@dataclass(slots=True)
+class ClockStats:
+    """What the clock has done since it was created."""
+
+    frames: int = 0  # frames ticked (each covers every slot)
+    subticks: int = 0  # slot runs with at least one leg
+    late_subticks: int = 0  # slot runs that started more than one sub-tick late
+    skipped_frames: int = 0  # frames skipped after stalls longer than max_late_frames
+    max_lateness: float = 0.0  # seconds
+    busy: float = 0.0  # seconds spent working inside slot runs (perf_counter)
+    failures: int = 0  # legs unregistered because they raised
+
+
+def frames_to_skip(lateness: float, period: float, max_late_frames: int) -> int:
+    """How many whole frames to skip when a slot runs ``lateness`` seconds late.
+
+    0 means catch up (run the late work now, back to back): the delay is within
+    ``max_late_frames`` periods. Otherwise every whole period of lateness is skipped,
+    leaving less than one period to catch up.
+    """
+    if lateness <= max_late_frames * period:
+        return 0
+    return int(lateness / period)
+
+
+class MediaClock:
+    """One 20 ms ticker for every media leg of the process."""
+
+    def __init__(self, *, frame_ms: int = 20, subticks: int = 4, max_late_frames: int = 3) -> None:
+        if subticks < 1 or frame_ms < 1 or max_late_frames < 0:
+            raise ValueError("invalid clock parameters")
+        self.frame_ms = frame_ms
+        self.subticks = subticks
+        self.max_late_frames = max_late_frames
+        self.stats = ClockStats()
+        self._period = frame_ms / 1000.0
+        self._slots: list[list[ClockLeg]] = [[] for _ in range(subticks)]
+        self._slot_of: dict[ClockLeg, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    def __contains__(self, leg: object) -> bool:
+        return leg in self._slot_of
+
+    @property
+    def running(self) -> bool:
+        """True while the clock task exists (i.e. at least one leg is registered)."""
+        return self._task is not None
+
+    def register(self, leg: ClockLeg) -> None:
+        """Start ticking ``leg`` from the next free slot; starts the task if idle.
+
+        Must be called from within the running event loop.
+        """
+        if self._stopped:
+            raise RuntimeError("media clock is stopped")
+        if leg in self._slot_of:
+            return
+        slot = min(range(self.subticks), key=lambda s: len(self._slots[s]))
+        self._slots[slot].append(leg)
+        self._slot_of[leg] = slot
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="media-clock")
+
+    def unregister(self, leg: ClockLeg) -> None:
+        """Stop ticking ``leg`` (no-op if not registered). Safe from inside a tick."""
+        slot = self._slot_of.pop(leg, None)
+        if slot is not None:
+            self._slots[slot].remove(leg)
+        if not self._slot_of and self._task is not None:
+            # Idle: stop now rather than at the next wake-up, so nothing outlives the
+            # last leg. (If called from the task itself, it ends at its next await.)
+            self._task.cancel()
+            self._task = None
+
+    def start(self) -> None:
+        """Accept legs again after ``stop()``.
+
+        Optional for a new clock: the task itself starts with the first registered leg.
+        """
+        self._stopped = False
+
+    async def stop(self) -> None:
+        """Shutdown: unregister every leg, stop the task now, refuse new legs until ``start()``."""
+        self._stopped = True
+        self._slot_of.clear()
+        for slot in self._slots:
+            slot.clear()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            # Swallows the task's own CancelledError; still raises if *we* are cancelled.
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = self._period
+        sub = period / self.subticks
+        stats = self.stats
+        t0 = loop.time()
+        n = 0
+        try:
+            while self._slot_of:
+                for s, slot in enumerate(self._slots):
+                    if not slot:
+                        continue
+                    due = t0 + n * period + s * sub
+                    now = loop.time()
+                    if now < due:
+                        await asyncio.sleep(due - now)
+                        now = loop.time()
+                    late = now - due
+                    skipped = frames_to_skip(late, period, self.max_late_frames)
+                    if skipped:
+                        self._skip_all(skipped)
+                        n += skipped
+                        due += skipped * period
+                        late = now - due
+                    if late > sub:
+                        stats.late_subticks += 1
+                    if late > stats.max_lateness:
+                        stats.max_lateness = late
+                    self.run_slot(slot, due)
+                n += 1
+                stats.frames += 1
+        except Exception:
+            log.exception("media clock failed; it restarts with the next registered leg")
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+
+    def run_slot(self, slot: list[ClockLeg], t: float) -> None:
+        """Do one sub-tick's work for the legs of ``slot`` (``t``: the frame's due time).
+
+        Public so tests can drive the clock without sleeping.
+        """
+        started = time.perf_counter()
+        legs = tuple(slot)  # a leg may unregister during the tick
+        batches: dict[Codec, tuple[list[Samples], list[ClockLeg]]] = {}
+        for leg in legs:
+            try:
+                frame = leg.clock_produce()
+            except Exception as exc:
+                self._fail(leg, exc)
+                continue
+            if frame is not None:
+                batch = batches.get(leg.codec)
+                if batch is None:
+                    batch = batches[leg.codec] = ([], [])
+                batch[0].append(frame)
+                batch[1].append(leg)
+        for codec, (frames, who) in batches.items():
+            blob = encode(np.stack(frames), codec).tobytes()
+            for i, leg in enumerate(who):
+                try:
+                    leg.clock_send(blob[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
+                except Exception as exc:
+                    self._fail(leg, exc)
+
+        received: dict[Codec, tuple[list[bytes], list[ClockLeg]]] = {}
+        for leg in legs:
+            try:
+                payload = leg.clock_receive(t)
+            except Exception as exc:
+                self._fail(leg, exc)
+                continue
+            if payload is not None:
+                got = received.get(leg.codec)
+                if got is None:
+                    got = received[leg.codec] = ([], [])
+                got[0].append(payload)
+                got[1].append(leg)
+        for codec, (payloads, who) in received.items():
+            codes = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(-1, FRAME_SAMPLES)
+            pcm = decode(codes, codec)
+            for i, leg in enumerate(who):
+                try:
+                    leg.clock_deliver(pcm[i].copy(), t)
+                except Exception as exc:
+                    self._fail(leg, exc)
+        self.stats.subticks += 1
+        self.stats.busy += time.perf_counter() - started
+
+    def _skip_all(self, frames: int) -> None:
+        self.stats.skipped_frames += frames
+        for leg in tuple(self._slot_of):
+            try:
+                leg.clock_skip(frames)
+            except Exception as exc:
+                self._fail(leg, exc)
+
+    def _fail(self, leg: ClockLeg, exc: BaseException) -> None:
+        # Bad state in one leg must not stop every other call's audio.
+        self.stats.failures += 1
+        self.unregister(leg)
+        log.error("media leg %r failed during a tick and was removed: %r", leg, exc)
+        try:
+            leg.clock_failed(exc)
+        except Exception:
+            log.exception("media leg %r failure handler raised", leg)

@@ -1,0 +1,401 @@
+"""SIP URIs, name-addr values and Via values (RFC 3261 §19.1, §20.10, §20.42, §25.1).
+
+Values keep the spelling they arrived with (parameter names, escapes, case) so that a
+message can be serialized again byte for byte; look-ups are case-insensitive where the
+RFC says comparison is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from .errors import SipParseError
+
+Params = dict[str, str | None]
+
+# RFC 3261 §8.1.1.7: branch ids that start with this cookie are globally unique.
+BRANCH_MAGIC_COOKIE = "z9hG4bK"
+
+_DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._]+)$")
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
+
+
+def is_token(value: str) -> bool:
+    """Whether ``value`` is an RFC 3261 §25.1 token."""
+    return bool(_TOKEN_RE.match(value))
+
+
+def split_quoted(text: str, sep: str) -> list[str]:
+    """Split ``text`` on ``sep`` outside double quotes and angle brackets.
+
+    RFC 3261 §7.3.1: header values such as Via and Contact may be combined with commas,
+    but commas inside a quoted display name or a ``<URI>`` do not separate values.
+    """
+    if '"' not in text and "<" not in text:
+        # The common case on the hot path (Via lists): nothing can hide a separator.
+        return text.split(sep)
+    parts: list[str] = []
+    depth = 0
+    quoted = False
+    escaped = False
+    start = 0
+    for i, ch in enumerate(text):
+        if quoted:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+            continue
+        if ch == '"':
+            quoted = True
+        elif ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if quoted:
+        raise SipParseError("unterminated quoted string")
+    parts.append(text[start:])
+    return parts
+
+
+def parse_params(text: str) -> Params:
+    """Parse ``;a=b;c`` (the leading ``;`` already removed) into an ordered dict."""
+    params: Params = {}
+    if not text.strip():
+        return params
+    for raw in split_quoted(text, ";"):
+        item = raw.strip()
+        if not item:
+            raise SipParseError("empty parameter")
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        if not is_token(name):
+            raise SipParseError(f"bad parameter name {name!r}")
+        params[name] = value.strip() if eq else None
+    return params
+
+
+def format_params(params: Params) -> str:
+    """Serialize parameters with their leading semicolons."""
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+
+
+def get_param(params: Params, name: str) -> str | None:
+    """Case-insensitive parameter look-up; a flag parameter gives ``""``."""
+    lname = name.lower()
+    for key, value in params.items():
+        if key.lower() == lname:
+            return "" if value is None else value
+    return None
+
+
+def has_param(params: Params, name: str) -> bool:
+    lname = name.lower()
+    return any(key.lower() == lname for key in params)
+
+
+def without_param(params: Params, name: str) -> Params:
+    lname = name.lower()
+    return {k: v for k, v in params.items() if k.lower() != lname}
+
+
+def _parse_hostport(text: str) -> tuple[str, int | None]:
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise SipParseError(f"bad IPv6 reference in {text!r}")
+        host, rest = text[: end + 1], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise SipParseError(f"bad host:port {text!r}")
+        port_text = rest[1:] if rest else ""
+    else:
+        host, _, port_text = text.partition(":")
+    if not host or not _HOST_RE.match(host):
+        raise SipParseError(f"bad host {host!r}")
+    port: int | None = None
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise SipParseError(f"bad port {port_text!r}")
+        port = int(port_text)
+    return host, port
+
+
+def _format_hostport(host: str, port: int | None) -> str:
+    return host if port is None else f"{host}:{port}"
+
+
+@dataclass(slots=True)
+class SipUri:
+    """A ``sip:`` or ``sips:`` URI (RFC 3261 §19.1.1)."""
+
+    host: str
+    user: str | None = None
+    password: str | None = None
+    port: int | None = None
+    params: Params = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    scheme: str = "sip"
+
+    @property
+    def transport(self) -> str:
+        """The ``transport`` parameter in lower case (``udp`` when absent for ``sip:``)."""
+        value = get_param(self.params, "transport")
+        if value:
+            return value.lower()
+        return "tls" if self.scheme == "sips" else "udp"
+
+    @property
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else _DEFAULT_PORTS.get(self.scheme, 5060)
+
+    @property
+    def host_no_brackets(self) -> str:
+        """The host as a socket address wants it (IPv6 without brackets)."""
+        return self.host[1:-1] if self.host.startswith("[") else self.host
+
+    def param(self, name: str) -> str | None:
+        return get_param(self.params, name)
+
+    def with_params(self, **params: str | None) -> SipUri:
+        merged = dict(self.params)
+        merged.update(params)
+        return replace(self, params=merged)
+
+    def __str__(self) -> str:
+        userinfo = ""
+        if self.user is not None:
+            userinfo = self.user
+            if self.password is not None:
+                userinfo += ":" + self.password
+            userinfo += "@"
+        text = f"{self.scheme}:{userinfo}{_format_hostport(self.host, self.port)}"
+        text += format_params(self.params)
+        if self.headers:
+            text += "?" + "&".join(f"{k}={v}" for k, v in self.headers.items())
+        return text
+
+
+@dataclass(slots=True)
+class AbsoluteUri:
+    """Any non-SIP URI (``tel:``, ``urn:``, ``mailto:`` …), kept as text (RFC 3261 §19.1.6)."""
+
+    scheme: str
+    rest: str
+
+    @property
+    def user(self) -> str | None:
+        """For ``tel:`` URIs the subscriber number, so callers can treat it like a SIP user."""
+        if self.scheme.lower() == "tel":
+            return self.rest.split(";", 1)[0]
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.rest}"
+
+
+Uri = SipUri | AbsoluteUri
+
+
+def parse_uri(text: str) -> Uri:
+    """Parse a Request-URI or addr-spec. Raises :class:`SipParseError`."""
+    text = text.strip()
+    scheme, colon, rest = text.partition(":")
+    if not colon or not _SCHEME_RE.match(scheme) or not rest:
+        raise SipParseError(f"bad URI {text!r}")
+    if any(ch in text for ch in ' \t\r\n<>"'):
+        raise SipParseError(f"bad character in URI {text!r}")
+    if scheme.lower() not in ("sip", "sips"):
+        return AbsoluteUri(scheme, rest)
+    headers: dict[str, str] = {}
+    rest, qmark, header_text = rest.partition("?")
+    if qmark:
+        for item in header_text.split("&"):
+            name, eq, value = item.partition("=")
+            if not name or not eq:
+                raise SipParseError(f"bad URI header {item!r}")
+            headers[name] = value
+    # The user part may contain ';' (RFC 3261 §19.1.1 user-unreserved), so find '@' first.
+    user: str | None = None
+    password: str | None = None
+    at = rest.rfind("@")
+    if at >= 0:
+        userinfo, rest = rest[:at], rest[at + 1 :]
+        if not userinfo:
+            raise SipParseError(f"empty user in {text!r}")
+        user, pcolon, pw = userinfo.partition(":")
+        password = pw if pcolon else None
+    hostport, semi, param_text = rest.partition(";")
+    host, port = _parse_hostport(hostport)
+    params = parse_params(param_text) if semi else {}
+    return SipUri(
+        host=host,
+        user=user,
+        password=password,
+        port=port,
+        params=params,
+        headers=headers,
+        scheme=scheme.lower(),
+    )
+
+
+def parse_sip_uri(text: str) -> SipUri:
+    """Parse a URI that must be ``sip:``/``sips:``."""
+    uri = parse_uri(text)
+    if not isinstance(uri, SipUri):
+        raise SipParseError(f"not a SIP URI: {text!r}")
+    return uri
+
+
+def _quote(display: str) -> str:
+    if is_token(display.replace(" ", "")) and display == display.strip():
+        return display
+    return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(slots=True)
+class NameAddr:
+    """A From/To/Contact/Route value: display name, URI and header parameters (RFC 3261 §20.10)."""
+
+    uri: Uri
+    display_name: str | None = None
+    params: Params = field(default_factory=dict)
+    # Contact: * (RFC 3261 §10.2.2) has no URI at all; kept as a flag.
+    wildcard: bool = False
+
+    @property
+    def tag(self) -> str | None:
+        return get_param(self.params, "tag")
+
+    def with_tag(self, tag: str) -> NameAddr:
+        params = without_param(self.params, "tag")
+        params["tag"] = tag
+        return replace(self, params=params)
+
+    def __str__(self) -> str:
+        if self.wildcard:
+            return "*"
+        display = f"{_quote(self.display_name)} " if self.display_name else ""
+        return f"{display}<{self.uri}>{format_params(self.params)}"
+
+
+def parse_name_addr(text: str) -> NameAddr:
+    """Parse ``"Name" <sip:a@b>;tag=x``, ``Name <sip:a@b>`` or ``sip:a@b;tag=x``."""
+    text = text.strip()
+    if text == "*":
+        return NameAddr(uri=AbsoluteUri("*", ""), wildcard=True)
+    display: str | None = None
+    if text.startswith('"'):
+        i, chars = 1, []
+        while i < len(text):
+            ch = text[i]
+            if ch == "\\" and i + 1 < len(text):
+                chars.append(text[i + 1])
+                i += 2
+                continue
+            if ch == '"':
+                break
+            chars.append(ch)
+            i += 1
+        else:
+            raise SipParseError(f"unterminated display name in {text!r}")
+        display = "".join(chars)
+        text = text[i + 1 :].lstrip()
+        if not text.startswith("<"):
+            raise SipParseError("quoted display name without <URI>")
+    lt = text.find("<")
+    if lt >= 0:
+        gt = text.find(">", lt)
+        if gt < 0:
+            raise SipParseError(f"missing '>' in {text!r}")
+        before = text[:lt].strip()
+        if before:
+            if display is not None:
+                raise SipParseError("two display names")
+            display = before
+        uri = parse_uri(text[lt + 1 : gt])
+        after = text[gt + 1 :].strip()
+        if after and not after.startswith(";"):
+            raise SipParseError(f"junk after URI in {text!r}")
+        params = parse_params(after[1:]) if after else {}
+    else:
+        # RFC 3261 §20.10: without angle brackets, parameters belong to the header,
+        # and the URI can have neither parameters nor headers of its own.
+        uri_text, semi, param_text = text.partition(";")
+        if "?" in uri_text or "," in uri_text:
+            raise SipParseError(f"addr-spec needs <> in {text!r}")
+        uri = parse_uri(uri_text)
+        params = parse_params(param_text) if semi else {}
+    return NameAddr(uri=uri, display_name=display, params=params)
+
+
+@dataclass(slots=True)
+class Via:
+    """One Via value (RFC 3261 §20.42), with RFC 3581 ``rport``/``received`` helpers."""
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: Params = field(default_factory=dict)
+    protocol: str = "SIP/2.0"
+
+    @property
+    def branch(self) -> str | None:
+        return get_param(self.params, "branch")
+
+    @property
+    def received(self) -> str | None:
+        return get_param(self.params, "received")
+
+    @property
+    def rport(self) -> int | None:
+        """The filled-in rport value, or None when absent or an empty request flag."""
+        value = get_param(self.params, "rport")
+        return int(value) if value and value.isdigit() else None
+
+    @property
+    def wants_rport(self) -> bool:
+        return has_param(self.params, "rport")
+
+    @property
+    def sent_by(self) -> tuple[str, int]:
+        default = 5061 if self.transport.upper() == "TLS" else 5060
+        host = self.host[1:-1] if self.host.startswith("[") else self.host
+        return host, self.port if self.port is not None else default
+
+    def __str__(self) -> str:
+        return (
+            f"{self.protocol}/{self.transport} {_format_hostport(self.host, self.port)}"
+            f"{format_params(self.params)}"
+        )
+
+
+def parse_via(text: str) -> Via:
+    """Parse a single Via value (not a comma-separated list)."""
+    text = text.strip()
+    proto, space, rest = text.partition(" ")
+    parts = proto.split("/")
+    if not space or len(parts) != 3 or not all(is_token(p.strip()) for p in parts):
+        # Tolerate spaces around the slashes (RFC 3261 §25.1 SLASH = SWS "/" SWS).
+        match = re.match(r"^\s*(\S+)\s*/\s*(\S+)\s*/\s*(\S+)\s+(.*)$", text)
+        if not match:
+            raise SipParseError(f"bad Via {text!r}")
+        parts = [match.group(1), match.group(2), match.group(3)]
+        rest = match.group(4)
+    sent_by, semi, param_text = rest.strip().partition(";")
+    host, port = _parse_hostport(sent_by.strip().replace(" ", ""))
+    params = parse_params(param_text) if semi else {}
+    return Via(
+        transport=parts[2].strip().upper(),
+        host=host,
+        port=port,
+        params=params,
+        protocol=f"{parts[0].strip()}/{parts[1].strip()}",
+    )

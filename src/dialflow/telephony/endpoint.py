@@ -1,0 +1,654 @@
+"""The SIP endpoint: sockets in, sans-I/O core in the middle, calls on top.
+
+After every input (a datagram, a TCP message, a timer) the endpoint feeds the
+transaction layer, sends what it has to send, hands its events to calls, and arms
+ONE timer at the layer's next deadline — the aioquic adapter pattern. It places
+outbound calls, answers inbound ones through a handler, answers OPTIONS, and turns
+malformed requests into 400s without ever letting a bad packet stop the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..media.clock import MediaClock
+from ..media.leg import MediaLeg
+from ..sip import transaction as txm
+from ..sip.auth import DigestCredentials
+from ..sip.dialog import Dialog, next_hop
+from ..sip.errors import SipError, SipParseError
+from ..sip.message import (
+    SipMessage,
+    SipRequest,
+    SipResponse,
+    make_response,
+    new_branch,
+)
+from ..sip.parser import parse_message
+from ..sip.uri import NameAddr, SipUri, Uri, Via, parse_uri
+from ..transport.tcp import TcpSipTransport
+from ..transport.udp import UdpSipTransport
+from .call import ALLOW, Call, InboundCall, OutboundCall
+from .ratelimit import LogRateLimiter, TokenBucket
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+IncomingHandler = Callable[[InboundCall], Awaitable[None]]
+TxHandler = Callable[[object], None]
+
+__all__ = ["EndpointConfig", "SipEndpoint", "bad_request_reply"]
+
+
+@dataclass(slots=True)
+class EndpointConfig:
+    """Where the endpoint listens and how it presents itself."""
+
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    tcp: bool = True
+    # The address written in Contact/Via/SDP when sip_host is a wildcard (0.0.0.0).
+    advertised_host: str | None = None
+    rtp_port_range: tuple[int, int] = (10000, 20000)
+    user_agent: str = "dialflow/0.1"
+    timers: txm.TimerConfig = field(default_factory=txm.TimerConfig)
+    # Bad packets: at most this many 400 answers per second (no reflection amplifier).
+    bad_request_replies_per_second: float = 50.0
+
+
+class SipEndpoint:
+    """A SIP user agent on UDP and TCP, with one media clock for all its calls."""
+
+    def __init__(
+        self,
+        config: EndpointConfig | None = None,
+        *,
+        clock: MediaClock | None = None,
+        on_incoming: IncomingHandler | None = None,
+    ) -> None:
+        self.config = config or EndpointConfig()
+        self.clock = clock or MediaClock()
+        self.on_incoming = on_incoming
+        self.timer_config = self.config.timers
+        self.user_agent = self.config.user_agent
+        self._layer = txm.TransactionLayer(timers=self.timer_config)
+        self._udp: UdpSipTransport | None = None
+        self._tcp: TcpSipTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tx_handlers: dict[int, tuple[Any, TxHandler]] = {}
+        self._tx_transport: dict[int, str] = {}
+        self._dialogs: dict[tuple[str, str], Call] = {}
+        self._invite_calls: dict[int, InboundCall] = {}
+        self._calls: set[Call] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._resolved: dict[str, str] = {}
+        self._bad_log = LogRateLimiter(log, interval=10.0)
+        self._bad_replies = TokenBucket(self.config.bad_request_replies_per_second)
+        self.stats: dict[str, int] = {
+            "received": 0,
+            "malformed": 0,
+            "bad_request_replies": 0,
+            "calls_in": 0,
+            "calls_out": 0,
+        }
+
+    # -- life cycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        cfg = self.config
+        self._udp = await UdpSipTransport.bind(cfg.sip_host, cfg.sip_port, self._on_datagram)
+        port = self._udp.local_address[1]
+        if cfg.tcp:
+            self._tcp = TcpSipTransport(self._on_stream_message, self._on_stream_error)
+            await self._tcp.listen(cfg.sip_host, port)
+        self.clock.start()
+        log.info("SIP listening on %s:%d (udp%s)", cfg.sip_host, port, "+tcp" if cfg.tcp else "")
+
+    async def close(self) -> None:
+        for call in list(self._calls):
+            try:
+                await call.hangup()
+            except Exception:  # shutting down: best effort
+                log.debug("hangup at close failed", exc_info=True)
+        self._flush()
+        if self._timer is not None:
+            self._timer.cancel()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            await self._tcp.close()
+        await self.clock.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._udp is not None
+        return self._udp.local_address[1]
+
+    @property
+    def is_serving(self) -> bool:
+        return self._udp is not None and self._udp.is_open
+
+    @property
+    def contact_host(self) -> str:
+        host = self.config.advertised_host or self.config.sip_host
+        if host in ("0.0.0.0", "::", ""):
+            return _primary_address()
+        return f"[{host}]" if ":" in host else host
+
+    @property
+    def media_host(self) -> str:
+        host = self.contact_host
+        return host[1:-1] if host.startswith("[") else host
+
+    def local_contact(self, transport: str = "udp") -> NameAddr:
+        params: dict[str, str | None] = {}
+        if transport != "udp":
+            params["transport"] = transport
+        return NameAddr(
+            uri=SipUri(host=self.contact_host, user="dialflow", port=self.port, params=params)
+        )
+
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the endpoint owns (cancelled at close, errors logged)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    # -- media
+
+    async def open_leg(self) -> MediaLeg:
+        return await MediaLeg.open(
+            self.clock, self.media_host, port_range=self.config.rtp_port_range
+        )
+
+    # -- placing calls
+
+    async def place_call(
+        self,
+        to: str | Uri,
+        *,
+        from_user: str = "dialflow",
+        from_display: str | None = None,
+        proxy: str | SipUri | None = None,
+        credentials: DigestCredentials | None = None,
+        headers: Mapping[str, str] | None = None,
+        ring_timeout: float | None = 30.0,
+    ) -> OutboundCall:
+        """Send an INVITE to ``to`` (a SIP URI), directly or through ``proxy``.
+
+        Returns once the INVITE is on its way; await ``call.wait_answered()`` and
+        ``call.wait_ended()`` or subscribe with ``call.on_event``.
+        """
+        target = parse_uri(to) if isinstance(to, str) else to
+        proxy_uri: SipUri | None = None
+        if proxy is not None:
+            parsed = parse_uri(proxy) if isinstance(proxy, str) else proxy
+            if not isinstance(parsed, SipUri):
+                raise ValueError(f"proxy must be a SIP URI: {proxy}")
+            proxy_uri = parsed
+        route_uri = proxy_uri or target
+        if not isinstance(route_uri, SipUri):
+            raise ValueError(f"cannot route to {to}: use a SIP URI or a proxy")
+        transport = route_uri.transport
+        if transport not in ("udp", "tcp"):
+            raise ValueError(f"unsupported transport {transport!r}")
+        call = OutboundCall(
+            self,
+            target,
+            from_user=from_user,
+            from_display=from_display,
+            proxy=proxy_uri,
+            credentials=credentials,
+            extra_headers=headers or {},
+            ring_timeout=ring_timeout,
+            transport=transport,
+        )
+        self._calls.add(call)
+        self.stats["calls_out"] += 1
+        try:
+            await call.start()
+        except BaseException:
+            call._finish(_failed_reason(), None, error="could not send INVITE")
+            raise
+        return call
+
+    async def resolve_next_hop(self, request: SipRequest, transport: str) -> Address:
+        host, port, _ = next_hop(request)
+        address = await self._resolve(host)
+        if transport == "tcp":
+            assert self._tcp is not None, "TCP is disabled"
+            await self._tcp.connect((address, port))
+        return address, port
+
+    async def _resolve(self, host: str) -> str:
+        try:
+            ipaddress.ip_address(host)
+            return host
+        except ValueError:
+            pass
+        cached = self._resolved.get(host)
+        if cached is not None:
+            return cached
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        if not infos:
+            raise OSError(f"cannot resolve {host}")
+        address = str(infos[0][4][0])
+        self._resolved[host] = address
+        return address
+
+    # -- sending
+
+    def _add_via(self, request: SipRequest, transport: str) -> None:
+        via = Via(
+            transport=transport.upper(),
+            host=self.contact_host,
+            port=self.port,
+            params={"branch": new_branch(), "rport": None},
+        )
+        request.headers.add("Via", str(via), first=True)
+
+    def send_request(
+        self, request: SipRequest, destination: Address, transport: str, handler: TxHandler
+    ) -> Any:
+        """Send a request in a new client transaction; ``handler`` gets its events."""
+        if request.headers.get("Via") is None:
+            self._add_via(request, transport)
+        tx = self._layer.send_request(
+            request, destination, reliable=transport == "tcp", now=self.now()
+        )
+        self._tx_handlers[id(tx)] = (tx, handler)
+        self._tx_transport[id(tx)] = transport
+        self._flush()
+        return tx
+
+    def send_in_dialog(
+        self,
+        call: Call,
+        request: SipRequest,
+        handler: TxHandler,
+        *,
+        dialog: Dialog | None = None,
+    ) -> None:
+        """Send an in-dialog request (BYE, re-INVITE …) to the dialog's next hop."""
+        transport = getattr(call, "transport", "udp")
+
+        async def go() -> None:
+            destination = await self._in_dialog_destination(call, request, transport)
+            self.send_request(request, destination, transport, handler)
+
+        self.spawn(go(), name=f"{request.method}-{call.call_id}")
+
+    async def _in_dialog_destination(
+        self, call: Call, request: SipRequest, transport: str
+    ) -> Address:
+        if isinstance(call, InboundCall) and transport == "tcp":
+            # Reuse the connection the INVITE came in on (RFC 3261 §18.2.2 spirit).
+            assert self._tcp is not None
+            if self._tcp.has_connection(call.source):
+                return call.source
+        if isinstance(call, OutboundCall) and call.proxy is not None:
+            # Stay on the outbound proxy even when no Record-Route was returned.
+            if request.headers.get("Route") is None:
+                request.headers.add("Route", f"<{call.proxy.with_params(lr=None)}>", first=True)
+        try:
+            return await self.resolve_next_hop(request, transport)
+        except (SipError, OSError):
+            if isinstance(call, InboundCall):
+                return call.source
+            raise
+
+    def send_ack(self, call: Call, ack: SipRequest, *, dialog: Dialog | None = None) -> None:
+        """ACK for a 2xx: its own transaction-less send (RFC 3261 §17.1.1.3, §13.2.2.4)."""
+        transport = getattr(call, "transport", "udp")
+        cached = getattr(call, "_ack_sent", None)
+        if cached is not None and dialog is None:
+            request, destination = cached
+            self._send_raw(request, destination, transport)
+            return
+
+        async def go() -> None:
+            destination = await self._in_dialog_destination(call, ack, transport)
+            self._add_via(ack, transport)
+            if dialog is None:
+                call._ack_sent = (ack, destination)  # type: ignore[attr-defined]
+            self._send_raw(ack, destination, transport)
+
+        self.spawn(go(), name=f"ACK-{call.call_id}")
+
+    def cancel_invite(self, invite_tx: Any) -> None:
+        self._layer.cancel(invite_tx, self.now())
+        self._flush()
+
+    def respond(self, server_tx: Any, response: SipResponse) -> None:
+        self._layer.send_response(server_tx, response, self.now())
+        self._flush()
+
+    def resend_response(self, server_tx: Any, response: SipResponse) -> None:
+        """Retransmit a 2xx the transaction no longer owns (RFC 6026 Accepted state)."""
+        destination = self._response_destination(server_tx)
+        if destination is not None:
+            self._send_raw(response, destination, self._tx_transport.get(id(server_tx), "udp"))
+
+    def _response_destination(self, server_tx: Any) -> Address | None:
+        address: Address | None = server_tx.address
+        return address
+
+    def is_reliable(self, tx: Any) -> bool:
+        return bool(tx.reliable)
+
+    def _send_raw(self, message: SipMessage, destination: Address, transport: str) -> None:
+        data = message.serialize()
+        if transport == "tcp" or (self._tcp is not None and self._tcp.has_connection(destination)):
+            if self._tcp is not None and self._tcp.send(data, destination):
+                return
+            if transport == "tcp":
+                log.info("no TCP connection to %s:%d", *destination)
+                return
+        if self._udp is not None:
+            self._udp.send(data, destination)
+
+    def _flush(self) -> None:
+        """Send what the layer queued, dispatch its events, re-arm the one timer."""
+        layer = self._layer
+        for message, destination in layer.datagrams_to_send():
+            self._send_raw(message, destination, "udp")
+        while (event := layer.next_event()) is not None:
+            try:
+                self._dispatch(event)
+            except Exception:
+                # One call's bug must not stop SIP processing for the others.
+                log.exception("error handling %s", type(event).__name__)
+        for message, destination in layer.datagrams_to_send():
+            self._send_raw(message, destination, "udp")
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self._layer.get_timer()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None and self._loop is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._layer.handle_timer(self.now())
+        self._flush()
+
+    # -- receiving
+
+    def _on_datagram(self, data: bytes, source: Address) -> None:
+        self.stats["received"] += 1
+        if data in (b"\r\n\r\n", b"\r\n", b"\x00\x00\x00\x00"):
+            return  # keep-alives (RFC 5626 §4.4.1, and the NUL ping some phones send)
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self._on_malformed(data, source, exc, "udp")
+            return
+        self._receive(message, source, "udp")
+
+    def _on_stream_message(self, message: SipMessage, source: Address) -> None:
+        self.stats["received"] += 1
+        self._receive(message, source, "tcp")
+
+    def _on_stream_error(self, exc: SipParseError, source: Address) -> None:
+        self.stats["malformed"] += 1
+        self._bad_log.warning("malformed SIP over TCP from %s:%d: %s", source[0], source[1], exc)
+
+    def _receive(self, message: SipMessage, source: Address, transport: str) -> None:
+        try:
+            self._layer.receive(message, source, reliable=transport == "tcp", now=self.now())
+        except SipError as exc:
+            self.stats["malformed"] += 1
+            self._bad_log.warning("SIP message from %s:%d refused: %s", *source, exc)
+        self._flush()
+
+    def _on_malformed(
+        self, data: bytes, source: Address, exc: SipParseError, transport: str
+    ) -> None:
+        self.stats["malformed"] += 1
+        self._bad_log.warning("malformed SIP from %s:%d: %s", source[0], source[1], exc)
+        if transport != "udp" or not self._bad_replies.take(time.monotonic()):
+            return
+        reply = bad_request_reply(data, exc)
+        if reply is not None and self._udp is not None:
+            self.stats["bad_request_replies"] += 1
+            self._udp.send(reply, source)
+
+    # -- event dispatch
+
+    def _dispatch(self, event: txm.TransactionEvent) -> None:
+        if isinstance(event, txm.ResponseReceived):
+            self._deliver(event.client_tx, event)
+        elif isinstance(event, txm.TransactionTimeout | txm.TransportFailed):
+            self._deliver(event.tx, event)
+        elif isinstance(event, txm.TransactionTerminated):
+            self._tx_handlers.pop(id(event.tx), None)
+            self._tx_transport.pop(id(event.tx), None)
+            self._invite_calls.pop(id(event.tx), None)
+        elif isinstance(event, txm.RequestReceived):
+            self._on_request(event.request, event.server_tx, event.source)
+        elif isinstance(event, txm.AckReceived):
+            self._on_ack(event.request)
+        elif isinstance(event, txm.CancelReceived):
+            # The layer has answered the CANCEL itself (200 or 481); the INVITE's 487 is ours.
+            if event.invite_tx is not None:
+                call = self._invite_calls.get(id(event.invite_tx))
+                if call is not None:
+                    call.on_cancel()
+        elif isinstance(event, txm.StrayResponse):
+            self._on_stray_response(event.response)
+
+    def _deliver(self, tx: object, event: txm.TransactionEvent) -> None:
+        entry = self._tx_handlers.get(id(tx))
+        if entry is not None:
+            entry[1](event)
+
+    def _transport_of(self, server_tx: Any) -> str:
+        return "tcp" if self.is_reliable(server_tx) else "udp"
+
+    def _on_request(self, request: SipRequest, server_tx: Any, source: Address) -> None:
+        transport = self._transport_of(server_tx)
+        self._tx_transport[id(server_tx)] = transport
+        to_tag = request.to.tag
+        if to_tag is not None:
+            call = self._dialogs.get((request.call_id, to_tag))
+            if call is None or call.dialog is None or not call.dialog.matches(request):
+                # RFC 3261 §12.2.2: no such dialog.
+                self.respond(server_tx, make_response(request, 481))
+                return
+            call.on_in_dialog_request(request, server_tx)
+            return
+        if request.uri is not None and not isinstance(request.uri, SipUri):
+            self.respond(server_tx, make_response(request, 416))
+            return
+        method = request.method
+        if method == "INVITE":
+            self._on_invite(request, server_tx, source, transport)
+        elif method == "OPTIONS":
+            response = make_response(
+                request,
+                200,
+                headers=[
+                    ("Allow", ALLOW),
+                    ("Accept", "application/sdp"),
+                    ("Supported", "replaces"),
+                    ("User-Agent", self.user_agent),
+                ],
+            )
+            self.respond(server_tx, response)
+        elif method in ("BYE", "INFO", "UPDATE", "PRACK", "NOTIFY"):
+            self.respond(server_tx, make_response(request, 481))
+        else:
+            response = make_response(request, 405 if method in _KNOWN_METHODS else 501)
+            response.headers.add("Allow", ALLOW)
+            self.respond(server_tx, response)
+
+    def _on_invite(
+        self, request: SipRequest, server_tx: Any, source: Address, transport: str
+    ) -> None:
+        if self.on_incoming is None:
+            self.respond(server_tx, make_response(request, 480, "No Incoming Calls Here"))
+            return
+        try:
+            call = InboundCall(self, request, server_tx, source, transport)
+        except SipError as exc:
+            status = 488 if "sdp" in type(exc).__module__ else 400
+            self.respond(server_tx, make_response(request, status, None))
+            self._bad_log.warning("INVITE from %s:%d refused: %s", source[0], source[1], exc)
+            return
+        except ValueError as exc:
+            self.respond(server_tx, make_response(request, 488))
+            self._bad_log.warning("INVITE from %s:%d refused: %s", source[0], source[1], exc)
+            return
+        # We are an endpoint that may take a moment to decide: say so at once (§8.2.6.1).
+        self.respond(server_tx, make_response(request, 100))
+        self._calls.add(call)
+        self._invite_calls[id(server_tx)] = call
+        self.stats["calls_in"] += 1
+        handler = self.on_incoming
+        self.spawn(self._run_incoming(handler, call), name=f"incoming-{call.call_id}")
+
+    async def _run_incoming(self, handler: IncomingHandler, call: InboundCall) -> None:
+        try:
+            await handler(call)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("incoming-call handler failed on %s", call.call_id)
+            if call.is_answered:
+                await call.hangup()
+            else:
+                await call.reject(500, "Server Internal Error")
+
+    def _on_ack(self, ack: SipRequest) -> None:
+        tag = ack.to.tag
+        call = self._dialogs.get((ack.call_id, tag)) if tag else None
+        if call is not None:
+            call.on_ack(ack)
+
+    def _on_stray_response(self, response: SipResponse) -> None:
+        # A 2xx retransmission for an INVITE whose transaction is gone: the dialog's ACK.
+        if response.is_success and response.cseq.method == "INVITE":
+            for call in self._calls:
+                if call.call_id == response.call_id and isinstance(call, OutboundCall):
+                    call._on_response(response)
+                    return
+
+    # -- call bookkeeping
+
+    def _register_dialog(self, call: Call) -> None:
+        assert call.dialog is not None
+        self._dialogs[(call.call_id, call.dialog.local_tag)] = call
+
+    def register_outbound_dialog(self, call: Call) -> None:
+        self._register_dialog(call)
+
+    def _call_finished(self, call: Call) -> None:
+        self._calls.discard(call)
+        # Keep the dialog routable a little longer: a BYE retransmission or a late
+        # ACK must still find it (answered 200 / absorbed rather than 481).
+        local_tag = getattr(call, "local_tag", None)
+        if local_tag is not None and self._loop is not None:
+            key = (call.call_id, local_tag)
+            self._loop.call_later(32.0, self._dialogs.pop, key, None)
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+
+_KNOWN_METHODS = frozenset(
+    {"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER", "PRACK", "UPDATE", "NOTIFY"}
+)
+
+
+def _failed_reason() -> Any:
+    from .events import EndReason
+
+    return EndReason.FAILED
+
+
+def _primary_address() -> str:
+    """The address the OS would use to reach the outside (no packet is sent)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.connect(("192.0.2.1", 9))  # TEST-NET-1: routing lookup only
+        return str(sock.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        sock.close()
+
+
+_RESPONSE_HEADERS = (b"via", b"v", b"from", b"f", b"to", b"t", b"call-id", b"i", b"cseq")
+
+
+def bad_request_reply(data: bytes, exc: SipParseError) -> bytes | None:
+    """A 400 (or the parser's status) for a malformed request, when one can be formed.
+
+    RFC 3261 §8.2: a response needs the request's Via, From, To, Call-ID and CSeq; if
+    any is missing, or the message is a response, nothing can be sent back.
+    """
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    start = lines[0].split(b" ")
+    if (
+        len(start) != 3
+        or start[0].upper().startswith(b"SIP/")
+        or not start[2].upper().startswith(b"SIP/")
+    ):
+        return None
+    found: dict[bytes, list[bytes]] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        key = name.strip().lower()
+        if colon and key in _RESPONSE_HEADERS and value.strip():
+            found.setdefault(key, []).append(line.strip())
+    groups = ((b"via", b"v"), (b"from", b"f"), (b"to", b"t"), (b"call-id", b"i"), (b"cseq",))
+    if not all(any(k in found for k in group) for group in groups):
+        return None
+    if start[0] == b"ACK":
+        return None  # never answer an ACK (RFC 3261 §17.2.3)
+    reason = str(exc).replace("\r", " ").replace("\n", " ")[:80]
+    try:
+        reason.encode("ascii")
+    except UnicodeEncodeError:
+        reason = "Bad Request"
+    out = [f"SIP/2.0 {exc.status} {reason}".encode()]
+    for group in groups:
+        for key in group:
+            out.extend(found.get(key, []))
+    out.append(b"Content-Length: 0")
+    return b"\r\n".join(out) + b"\r\n\r\n"

@@ -1,0 +1,162 @@
+"""MediaClock: batched encode/decode per slot, slot balance, failure isolation, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from dialflow.media.clock import MediaClock, frames_to_skip
+from dialflow.rtp import g711
+from dialflow.rtp.g711 import Codec
+
+
+class FakeLeg:
+    """Records what the clock does with it."""
+
+    def __init__(self, codec: Codec, value: int | None, *, receive: bytes | None = None) -> None:
+        self._codec = codec
+        self.value = value
+        self.receive = receive
+        self.sent: list[bytes] = []
+        self.delivered: list[tuple[np.ndarray, float]] = []
+        self.skipped = 0
+        self.failed: BaseException | None = None
+        self.produce_calls = 0
+        self.stall: float = 0.0
+
+    @property
+    def codec(self) -> Codec:
+        return self._codec
+
+    def clock_produce(self) -> np.ndarray | None:
+        self.produce_calls += 1
+        if self.stall:
+            time.sleep(self.stall)  # simulate a blocked event loop, once
+            self.stall = 0.0
+        if self.value is None:
+            return None  # the leg sent something itself (silence, DTMF)
+        return np.full(160, self.value, dtype=np.int16)
+
+    def clock_send(self, payload: bytes) -> None:
+        self.sent.append(payload)
+
+    def clock_receive(self, now: float) -> bytes | None:
+        return self.receive
+
+    def clock_deliver(self, frame: np.ndarray, t: float) -> None:
+        self.delivered.append((frame, t))
+
+    def clock_skip(self, frames: int) -> None:
+        self.skipped += frames
+
+    def clock_failed(self, exc: BaseException) -> None:
+        self.failed = exc
+
+
+class BrokenLeg(FakeLeg):
+    def clock_produce(self) -> np.ndarray | None:
+        raise RuntimeError("boom")
+
+
+def test_frames_to_skip_policy() -> None:
+    assert frames_to_skip(0.0, 0.02, 3) == 0
+    assert frames_to_skip(0.059, 0.02, 3) == 0  # catch up within 3 frames
+    assert frames_to_skip(0.061, 0.02, 3) == 3
+    assert frames_to_skip(1.0, 0.02, 3) == 50
+    assert frames_to_skip(0.03, 0.02, 0) == 1
+
+
+async def test_slots_are_balanced_and_task_stops_when_idle() -> None:
+    clock = MediaClock(subticks=4)
+    legs = [FakeLeg(Codec.PCMU, 0) for _ in range(10)]
+    for leg in legs:
+        clock.register(leg)
+    assert sorted(len(s) for s in clock._slots) == [2, 2, 3, 3]
+    assert clock.running and len(clock) == 10
+    clock.register(legs[0])  # idempotent
+    assert len(clock) == 10
+    for leg in legs:
+        clock.unregister(leg)
+    assert not clock.running and len(clock) == 0
+    await asyncio.sleep(0)  # the cancelled task finishes
+    assert all(not s for s in clock._slots)
+
+
+def test_run_slot_encodes_each_codec_once_and_sends_exact_bytes() -> None:
+    clock = MediaClock()
+    legs = [
+        FakeLeg(Codec.PCMU, 1000),
+        FakeLeg(Codec.PCMA, 1000),
+        FakeLeg(Codec.PCMU, -2000),
+        FakeLeg(Codec.PCMU, None),  # handled its own tick
+    ]
+    clock.run_slot(list(legs), 12.5)
+    for leg in legs[:3]:
+        assert leg.value is not None
+        frame = np.full(160, leg.value, dtype=np.int16)
+        assert leg.sent == [g711.encode(frame, leg.codec).tobytes()]
+    assert legs[3].sent == []
+    assert legs[0].sent[0] != legs[1].sent[0]  # µ-law and A-law differ
+
+
+def test_run_slot_batch_decodes_and_delivers_copies() -> None:
+    clock = MediaClock()
+    codes = bytes(range(160))
+    u = FakeLeg(Codec.PCMU, None, receive=codes)
+    a = FakeLeg(Codec.PCMA, None, receive=codes)
+    quiet = FakeLeg(Codec.PCMU, None, receive=None)
+    clock.run_slot([u, a, quiet], 3.0)
+    (fu, tu), (fa, ta) = u.delivered[0], a.delivered[0]
+    assert tu == ta == 3.0
+    assert fu.tobytes() == g711.decode(codes, Codec.PCMU).tobytes()
+    assert fa.tobytes() == g711.decode(codes, Codec.PCMA).tobytes()
+    assert fu.base is None or fu.base.shape == (160,)  # its own copy, not a batch view
+    assert quiet.delivered == []
+
+
+async def test_failing_leg_is_removed_and_others_keep_going() -> None:
+    clock = MediaClock()
+    good, bad = FakeLeg(Codec.PCMU, 5), BrokenLeg(Codec.PCMU, 5)
+    clock.register(good)
+    clock.register(bad)
+    slot_good = clock._slots[clock._slot_of[good]]
+    clock.run_slot([bad, good], 0.0)
+    assert isinstance(bad.failed, RuntimeError)
+    assert bad not in clock and good in clock
+    assert len(good.sent) == 1 and clock.stats.failures == 1
+    assert good in slot_good
+    await clock.stop()
+
+
+async def test_stop_refuses_new_legs_until_start() -> None:
+    clock = MediaClock()
+    leg = FakeLeg(Codec.PCMU, 0)
+    clock.register(leg)
+    await clock.stop()
+    assert not clock.running and len(clock) == 0
+    with pytest.raises(RuntimeError):
+        clock.register(leg)
+    clock.start()
+    clock.register(leg)
+    assert clock.running
+    await clock.stop()
+
+
+async def test_ticks_paced_then_stall_skips_frames() -> None:
+    """Real time (~0.3 s): 20 ms pacing, then a 150 ms stall is skipped, not replayed."""
+    clock = MediaClock(subticks=1, max_late_frames=3)
+    leg = FakeLeg(Codec.PCMU, 1)
+    clock.register(leg)
+    await asyncio.sleep(0.105)
+    assert 5 <= leg.produce_calls <= 7
+    leg.stall = 0.15
+    await asyncio.sleep(0.1)
+    calls = leg.produce_calls
+    # 150 ms late > 60 ms: ~7 whole frames skipped, then pacing resumes.
+    assert 6 <= leg.skipped <= 8 and clock.stats.skipped_frames == leg.skipped
+    await asyncio.sleep(0.1)
+    assert 3 <= leg.produce_calls - calls <= 6
+    await clock.stop()
