@@ -204,9 +204,10 @@ class MediaClock:
                         continue
                     due = t0 + n * period + s * sub
                     now = loop.time()
-                    if now < due:
-                        await asyncio.sleep(due - now)
-                        now = loop.time()
+                    # Always yield, even when late: received datagrams, DTMF and the
+                    # rest of the program must run between slots or they starve.
+                    await asyncio.sleep(due - now if now < due else 0)
+                    now = loop.time()
                     late = now - due
                     skipped = frames_to_skip(late, period, self.max_late_frames)
                     if skipped:
@@ -234,7 +235,12 @@ class MediaClock:
         """
         started = time.perf_counter()
         legs = tuple(slot)  # a leg may unregister during the tick
-        batches: dict[Codec, tuple[list[Samples], list[ClockLeg]]] = {}
+        pcmu = Codec.PCMU
+        # Two codecs only: plain lists beat a dict keyed by an enum (Python-level hash).
+        u_frames: list[Samples] = []
+        u_legs: list[ClockLeg] = []
+        a_frames: list[Samples] = []
+        a_legs: list[ClockLeg] = []
         for leg in legs:
             try:
                 frame = leg.clock_produce()
@@ -242,20 +248,21 @@ class MediaClock:
                 self._fail(leg, exc)
                 continue
             if frame is not None:
-                batch = batches.get(leg.codec)
-                if batch is None:
-                    batch = batches[leg.codec] = ([], [])
-                batch[0].append(frame)
-                batch[1].append(leg)
-        for codec, (frames, who) in batches.items():
-            blob = encode(np.stack(frames), codec).tobytes()
-            for i, leg in enumerate(who):
-                try:
-                    leg.clock_send(blob[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
-                except Exception as exc:
-                    self._fail(leg, exc)
+                if leg.codec is pcmu:
+                    u_frames.append(frame)
+                    u_legs.append(leg)
+                else:
+                    a_frames.append(frame)
+                    a_legs.append(leg)
+        if u_frames:
+            self._encode_and_send(Codec.PCMU, u_frames, u_legs)
+        if a_frames:
+            self._encode_and_send(Codec.PCMA, a_frames, a_legs)
 
-        received: dict[Codec, tuple[list[bytes], list[ClockLeg]]] = {}
+        u_payloads: list[bytes] = []
+        a_payloads: list[bytes] = []
+        u_legs = []
+        a_legs = []
         for leg in legs:
             try:
                 payload = leg.clock_receive(t)
@@ -263,21 +270,39 @@ class MediaClock:
                 self._fail(leg, exc)
                 continue
             if payload is not None:
-                got = received.get(leg.codec)
-                if got is None:
-                    got = received[leg.codec] = ([], [])
-                got[0].append(payload)
-                got[1].append(leg)
-        for codec, (payloads, who) in received.items():
-            codes = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(-1, FRAME_SAMPLES)
-            pcm = decode(codes, codec)
-            for i, leg in enumerate(who):
-                try:
-                    leg.clock_deliver(pcm[i].copy(), t)
-                except Exception as exc:
-                    self._fail(leg, exc)
+                if leg.codec is pcmu:
+                    u_payloads.append(payload)
+                    u_legs.append(leg)
+                else:
+                    a_payloads.append(payload)
+                    a_legs.append(leg)
+        if u_payloads:
+            self._decode_and_deliver(Codec.PCMU, u_payloads, u_legs, t)
+        if a_payloads:
+            self._decode_and_deliver(Codec.PCMA, a_payloads, a_legs, t)
         self.stats.subticks += 1
         self.stats.busy += time.perf_counter() - started
+
+    def _encode_and_send(self, codec: Codec, frames: list[Samples], legs: list[ClockLeg]) -> None:
+        # ONE table lookup for the whole batch, then slice each leg's 160 bytes.
+        blob = encode(np.stack(frames), codec).tobytes()
+        for i, leg in enumerate(legs):
+            try:
+                leg.clock_send(blob[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
+            except Exception as exc:
+                self._fail(leg, exc)
+
+    def _decode_and_deliver(
+        self, codec: Codec, payloads: list[bytes], legs: list[ClockLeg], t: float
+    ) -> None:
+        codes = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(-1, FRAME_SAMPLES)
+        pcm = decode(codes, codec)
+        for i, leg in enumerate(legs):
+            try:
+                # A copy per leg: a subscriber that keeps its frame must not pin the batch.
+                leg.clock_deliver(pcm[i].copy(), t)
+            except Exception as exc:
+                self._fail(leg, exc)
 
     def _skip_all(self, frames: int) -> None:
         self.stats.skipped_frames += frames

@@ -263,9 +263,13 @@ class RawPcm:
 
 
 class ToneSource:
-    """A sine tone of ``freq`` Hz for ``ms`` milliseconds (None: forever), phase-continuous."""
+    """A sine tone of ``freq`` Hz for ``ms`` milliseconds (None: forever), phase-continuous.
 
-    __slots__ = ("_amplitude", "_n", "_remaining", "_step")
+    Integer frequencies repeat exactly every second at 8 kHz, so one second is computed
+    once and frames are views into it (no per-frame maths on the clock task).
+    """
+
+    __slots__ = ("_amplitude", "_n", "_remaining", "_step", "_table")
 
     def __init__(self, freq: float, ms: int | None = 1000, *, amplitude: float = 0.5) -> None:
         if not 0 < freq < SAMPLE_RATE / 2:
@@ -274,6 +278,14 @@ class ToneSource:
         self._amplitude = amplitude * 32767.0
         self._n = 0
         self._remaining = None if ms is None else ms * SAMPLE_RATE // 1000
+        self._table: Samples | None = None
+        if float(freq).is_integer():
+            # Two seconds, so any read of up to one second starting in the first is a view.
+            self._table = self._synth(0, 2 * SAMPLE_RATE)
+
+    def _synth(self, start: int, n: int) -> Samples:
+        idx = np.arange(start, start + n, dtype=np.float64)
+        return np.round(self._amplitude * np.sin(self._step * idx)).astype(np.int16)
 
     def read(self, n: int = 160) -> Samples | None:
         """The next ``n`` samples of the tone, or None once ``ms`` have been played."""
@@ -282,9 +294,12 @@ class ToneSource:
                 return None
             n = min(n, self._remaining)
             self._remaining -= n
-        idx = np.arange(self._n, self._n + n, dtype=np.float64)
+        start = self._n
         self._n += n
-        return np.round(self._amplitude * np.sin(self._step * idx)).astype(np.int16)
+        if self._table is not None and n <= SAMPLE_RATE:
+            pos = start % SAMPLE_RATE
+            return self._table[pos : pos + n]
+        return self._synth(start, n)
 
 
 # ITU-T Q.23 DTMF frequency pairs (row, column).

@@ -278,8 +278,14 @@ class CSeq:
 def parse_cseq(value: str) -> CSeq:
     parts = value.split()
     # RFC 3261 §8.1.1.5: the sequence number is a 32-bit unsigned integer below 2**31.
-    if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) >= 2**31:
-        raise SipParseError(f"bad CSeq {value!r}")
+    # isascii() and the length cap: "²".isdigit() is true but int() refuses it, and
+    # int() refuses digit strings over 4300 long; both must be SipParseError.
+    if (
+        len(parts) != 2
+        or not (parts[0].isascii() and parts[0].isdigit() and len(parts[0]) <= 10)
+        or int(parts[0]) >= 2**31
+    ):
+        raise SipParseError(f"bad CSeq {value[:40]!r}")
     return CSeq(int(parts[0]), parts[1])
 
 

@@ -21,6 +21,23 @@ _DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._]+)$")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
+# RFC 3986 / RFC 3261 §25.1: a URI never holds raw whitespace, controls, quotes or <>.
+_URI_FORBIDDEN_RE = re.compile(r'[\s<>"\x00-\x1f\x7f]')
+_TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
+# An unquoted display-name is *(token LWS) (RFC 3261 §25.1). Being liberal, non-ASCII
+# letters are allowed too (some phones send unquoted UTF-8 names), but separators such
+# as "," ";" "(" are not: RFC 4475 §3.1.2.15 (baddn) rejects "Bell, Alexander <...>".
+_DISPLAY_WORDS_RE = re.compile(
+    rf"^[{_TOKEN_CHARS}\u0080-\U0010ffff]+(?:[ \t]+[{_TOKEN_CHARS}\u0080-\U0010ffff]+)*$"
+)
+# What may be written without quotes: ASCII tokens separated by spaces.
+_PLAIN_DISPLAY_RE = re.compile(rf"^[{_TOKEN_CHARS}]+(?: +[{_TOKEN_CHARS}]+)*$")
+# qdtext excludes these; they go out as quoted-pairs (RFC 3261 §25.1).
+_QUOTE_ESCAPE_RE = re.compile(r'[\\"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
+# RFC 3261 §20.42: sent-protocol = protocol-name SLASH protocol-version SLASH transport,
+# SLASH = SWS "/" SWS. The groups exclude "/" so that matching stays linear: a greedy
+# \S+ here backtracked cubically on a long run of slashes (a remote DoS).
+_VIA_PROTOCOL_RE = re.compile(r"^([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([^/\s]+)\s+(.*)$")
 
 
 def is_token(value: str) -> bool:
@@ -33,37 +50,56 @@ def split_quoted(text: str, sep: str) -> list[str]:
 
     RFC 3261 §7.3.1: header values such as Via and Contact may be combined with commas,
     but commas inside a quoted display name or a ``<URI>`` do not separate values.
+    Raises :class:`SipParseError` on an unterminated quoted string.
     """
+    # Most values have neither quotes nor brackets: str.split is then exact and ~50x
+    # faster than walking the characters (this runs for every Via/Contact/param list).
     if '"' not in text and "<" not in text:
-        # The common case on the hot path (Via lists): nothing can hide a separator.
         return text.split(sep)
+    special = _SPLIT_SPECIAL.get(sep)
+    if special is None:
+        special = _SPLIT_SPECIAL[sep] = re.compile('["<>' + re.escape(sep) + "]")
     parts: list[str] = []
     depth = 0
-    quoted = False
-    escaped = False
     start = 0
-    for i, ch in enumerate(text):
-        if quoted:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                quoted = False
-            continue
+    pos = 0
+    while True:
+        match = special.search(text, pos)
+        if match is None:
+            break
+        i = match.start()
+        ch = text[i]
         if ch == '"':
-            quoted = True
-        elif ch == "<":
+            pos = _skip_quoted(text, i)
+            continue
+        if ch == "<":
             depth += 1
         elif ch == ">":
             depth = max(0, depth - 1)
-        elif ch == sep and depth == 0:
+        elif depth == 0:
             parts.append(text[start:i])
             start = i + 1
-    if quoted:
-        raise SipParseError("unterminated quoted string")
+        pos = i + 1
     parts.append(text[start:])
     return parts
+
+
+_SPLIT_SPECIAL: dict[str, re.Pattern[str]] = {}
+_QUOTED_STOP = re.compile(r'[\\"]')
+
+
+def _skip_quoted(text: str, i: int) -> int:
+    """Index just past the quoted string that opens at ``text[i]`` (RFC 3261 §25.1)."""
+    pos = i + 1
+    while True:
+        match = _QUOTED_STOP.search(text, pos)
+        if match is None:
+            raise SipParseError("unterminated quoted string")
+        if text[match.start()] == "\\":
+            # quoted-pair: the backslash escapes whatever follows, even a quote.
+            pos = match.start() + 2
+            continue
+        return match.start() + 1
 
 
 def parse_params(text: str) -> Params:
@@ -122,7 +158,10 @@ def _parse_hostport(text: str) -> tuple[str, int | None]:
         raise SipParseError(f"bad host {host!r}")
     port: int | None = None
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        # isascii(): str.isdigit() accepts "²" and other digits int() refuses.
+        if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5):
+            raise SipParseError(f"bad port {port_text!r}")
+        if not 0 < int(port_text) < 65536:
             raise SipParseError(f"bad port {port_text!r}")
         port = int(port_text)
     return host, port
@@ -205,33 +244,40 @@ Uri = SipUri | AbsoluteUri
 
 
 def parse_uri(text: str) -> Uri:
-    """Parse a Request-URI or addr-spec. Raises :class:`SipParseError`."""
+    """Parse a Request-URI or addr-spec. Raises :class:`SipParseError`.
+
+    Escapes (``%40``) are kept as they arrived: RFC 4475 §3.1.1.3/§3.1.1.4 messages
+    must survive a round trip unchanged, and ``%00`` must never become a raw NUL.
+    """
     text = text.strip()
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME_RE.match(scheme) or not rest:
         raise SipParseError(f"bad URI {text!r}")
-    if any(ch in text for ch in ' \t\r\n<>"'):
+    if _URI_FORBIDDEN_RE.search(text):
         raise SipParseError(f"bad character in URI {text!r}")
-    if scheme.lower() not in ("sip", "sips"):
+    lscheme = scheme.lower()
+    if lscheme != "sip" and lscheme != "sips":
         return AbsoluteUri(scheme, rest)
-    headers: dict[str, str] = {}
-    rest, qmark, header_text = rest.partition("?")
-    if qmark:
-        for item in header_text.split("&"):
-            name, eq, value = item.partition("=")
-            if not name or not eq:
-                raise SipParseError(f"bad URI header {item!r}")
-            headers[name] = value
-    # The user part may contain ';' (RFC 3261 §19.1.1 user-unreserved), so find '@' first.
+    # RFC 3261 §19.1.1/§25.1: the user part may hold ";", "?", "&", "=" … (user-unreserved,
+    # RFC 4475 §3.1.1.2 and §3.1.1.9) but never a raw "@", so userinfo ends at the first
+    # "@"; only then can ";" (parameters) and "?" (headers) be looked for.
     user: str | None = None
     password: str | None = None
-    at = rest.rfind("@")
+    at = rest.find("@")
     if at >= 0:
         userinfo, rest = rest[:at], rest[at + 1 :]
         if not userinfo:
             raise SipParseError(f"empty user in {text!r}")
         user, pcolon, pw = userinfo.partition(":")
         password = pw if pcolon else None
+    rest, qmark, header_text = rest.partition("?")
+    headers: dict[str, str] = {}
+    if qmark:
+        for item in header_text.split("&"):
+            name, eq, value = item.partition("=")
+            if not name or not eq:
+                raise SipParseError(f"bad URI header {item!r}")
+            headers[name] = value
     hostport, semi, param_text = rest.partition(";")
     host, port = _parse_hostport(hostport)
     params = parse_params(param_text) if semi else {}
@@ -242,7 +288,7 @@ def parse_uri(text: str) -> Uri:
         port=port,
         params=params,
         headers=headers,
-        scheme=scheme.lower(),
+        scheme=lscheme,
     )
 
 
@@ -255,9 +301,15 @@ def parse_sip_uri(text: str) -> SipUri:
 
 
 def _quote(display: str) -> str:
-    if is_token(display.replace(" ", "")) and display == display.strip():
+    """A display-name as it goes on the wire: bare tokens, or a quoted-string.
+
+    Control characters become quoted-pairs (RFC 3261 §25.1); CR and LF cannot be
+    escaped at all, so they become spaces rather than end the header line early.
+    """
+    if _PLAIN_DISPLAY_RE.match(display):
         return display
-    return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    text = display.replace("\r", " ").replace("\n", " ")
+    return '"' + _QUOTE_ESCAPE_RE.sub(lambda m: "\\" + m.group(), text) + '"'
 
 
 @dataclass(slots=True)
@@ -311,14 +363,17 @@ def parse_name_addr(text: str) -> NameAddr:
         if not text.startswith("<"):
             raise SipParseError("quoted display name without <URI>")
     lt = text.find("<")
-    if lt >= 0:
+    semi = text.find(";")
+    # A "<" after the first ";" is inside a header parameter (e.g. a quoted
+    # +sip.instance="<urn:uuid:…>"), so the value is then the addr-spec form.
+    if lt >= 0 and (semi < 0 or lt < semi):
         gt = text.find(">", lt)
         if gt < 0:
             raise SipParseError(f"missing '>' in {text!r}")
         before = text[:lt].strip()
         if before:
-            if display is not None:
-                raise SipParseError("two display names")
+            if not _DISPLAY_WORDS_RE.match(before):
+                raise SipParseError(f"display name must be tokens or quoted: {before!r}")
             display = before
         uri = parse_uri(text[lt + 1 : gt])
         after = text[gt + 1 :].strip()
@@ -328,11 +383,11 @@ def parse_name_addr(text: str) -> NameAddr:
     else:
         # RFC 3261 §20.10: without angle brackets, parameters belong to the header,
         # and the URI can have neither parameters nor headers of its own.
-        uri_text, semi, param_text = text.partition(";")
+        uri_text, semi_found, param_text = text.partition(";")
         if "?" in uri_text or "," in uri_text:
             raise SipParseError(f"addr-spec needs <> in {text!r}")
         uri = parse_uri(uri_text)
-        params = parse_params(param_text) if semi else {}
+        params = parse_params(param_text) if semi_found else {}
     return NameAddr(uri=uri, display_name=display, params=params)
 
 
@@ -358,7 +413,9 @@ class Via:
     def rport(self) -> int | None:
         """The filled-in rport value, or None when absent or an empty request flag."""
         value = get_param(self.params, "rport")
-        return int(value) if value and value.isdigit() else None
+        if value and value.isascii() and value.isdigit() and len(value) <= 5:
+            return int(value)
+        return None
 
     @property
     def wants_rport(self) -> bool:
@@ -384,7 +441,7 @@ def parse_via(text: str) -> Via:
     parts = proto.split("/")
     if not space or len(parts) != 3 or not all(is_token(p.strip()) for p in parts):
         # Tolerate spaces around the slashes (RFC 3261 §25.1 SLASH = SWS "/" SWS).
-        match = re.match(r"^\s*(\S+)\s*/\s*(\S+)\s*/\s*(\S+)\s+(.*)$", text)
+        match = _VIA_PROTOCOL_RE.match(text)
         if not match:
             raise SipParseError(f"bad Via {text!r}")
         parts = [match.group(1), match.group(2), match.group(3)]
