@@ -32,10 +32,19 @@ _MODEL: TreeModel | None = None
 _CFG: AmdConfig | None = None
 
 
-def _init(model_path: str | None, timeout_ms: int) -> None:
+def make_config(timeout_ms: int, overrides: list[str]) -> AmdConfig:
+    """AmdConfig with ``--set name=value`` overrides (numbers only)."""
+    kw: dict[str, Any] = {"timeout_ms": timeout_ms}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        kw[name] = float(value) if "." in value else int(value)
+    return AmdConfig(**kw)
+
+
+def _init(model_path: str | None, timeout_ms: int, overrides: list[str]) -> None:
     global _MODEL, _CFG
     _MODEL = TreeModel.load(model_path) if model_path else None
-    _CFG = AmdConfig(timeout_ms=timeout_ms)
+    _CFG = make_config(timeout_ms, overrides)
 
 
 def _run(path: str) -> dict[str, Any]:
@@ -111,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write per-file details and figures here")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--model", help="model JSON (default: the shipped one)")
-    ap.add_argument("--timeout-ms", type=int, default=AmdConfig.timeout_ms)
+    ap.add_argument("--timeout-ms", type=int, default=AmdConfig().timeout_ms)
     ap.add_argument("--errors", action="store_true", help="list misclassified files")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override an AmdConfig setting, e.g. --set human_confidence=0.8")
     a = ap.parse_args(argv)
     with open(a.dir / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -120,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.jobs > 1:
         from multiprocessing import Pool
 
-        with Pool(a.jobs, initializer=_init, initargs=(a.model, a.timeout_ms)) as pool:
+        with Pool(a.jobs, initializer=_init, initargs=(a.model, a.timeout_ms, a.set)) as pool:
             out = pool.map(_run, paths, chunksize=4)
     else:
-        _init(a.model, a.timeout_ms)
+        _init(a.model, a.timeout_ms, a.set)
         out = [_run(p) for p in paths]
     results = {r["file"]: o for r, o in zip(rows, out, strict=True)}
     ev = evaluate(rows, results)

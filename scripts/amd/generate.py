@@ -286,6 +286,10 @@ def music(rng: Rng, n: int) -> np.ndarray:
             y[s:s + beat] += 0.25 * (np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(4 * np.pi * f * tt)) * e2
         pos += dur
     y = y[:n]
+    # Slow dynamics (swells and fades of up to ~15 dB), as real intros and hold music have.
+    k = max(2, n // RATE + 2)
+    env_db = np.interp(np.arange(n), np.linspace(0, n, k), rng.uniform(-15, 0, k))
+    y *= 10 ** (env_db / 20)
     return y / (rms(y) + 1e-12)
 
 
@@ -466,8 +470,20 @@ def human(rng: Rng, case: str) -> Clip:
             b.gap(rng.uniform(400, 1400))
             b.say(str(rng.choice(HUMAN_SECOND)), v)
     elif case == "business":
+        # People's business answers run 2.5-5 s: speed the voice up (or switch to espeak)
+        # until the phrase fits.
         b.gap(rng.uniform(100, 700))
-        b.say(fill(str(rng.choice(HUMAN_BUSINESS)), rng), v)
+        text = fill(str(rng.choice(HUMAN_BUSINESS)), rng)
+        limit = rng.uniform(2500, 5000) * RATE / 1000
+        for _ in range(6):
+            if len(tts(text, v)) <= limit:
+                break
+            if v.engine == "flite":
+                v = Voice("espeak", str(rng.choice(ESPEAK_BASES)), 190, int(rng.integers(20, 80)))
+            else:
+                v.speed = int(v.speed * 1.15)
+        meta.update(voice=v.describe(), speed=v.speed)
+        b.say(text, v)
     elif case == "hello-pause-hello":
         b.gap(rng.uniform(100, 700))
         b.say(fill(str(rng.choice(HUMAN_SHORT)), rng), v)

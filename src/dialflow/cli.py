@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -44,6 +43,13 @@ def _add_sip_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", default=os.environ.get("DIALFLOW_URL", "http://127.0.0.1:8080"))
+    parser.add_argument("--token", default=os.environ.get("DIALFLOW_TOKEN"))
+    parser.add_argument("--org", default=os.environ.get("DIALFLOW_ORG"), required=False)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
 def _rtp_range(text: str) -> tuple[int, int]:
     low, _, high = text.partition("-")
     return int(low), int(high or low)
@@ -55,12 +61,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the SIP/RTP endpoint")
+    serve = sub.add_parser("serve", help="run the API server with its SIP/RTP endpoint")
+    serve.add_argument("--host", default=os.environ.get("DIALFLOW_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("DIALFLOW_PORT", "8080")))
     _add_sip_options(serve)
-    serve.add_argument("--greeting", help="WAV file played to inbound callers")
-    serve.add_argument(
-        "--max-call-seconds", type=float, default=60.0, help="hang up inbound calls after this"
-    )
+    serve.add_argument("--data-dir", default=os.environ.get("DIALFLOW_DATA_DIR", "./data"))
+    serve.add_argument("--flows-dir", help="load flows from DIR/<orgId>/*.yaml|json at start")
+
+    call = sub.add_parser("call", help="place a call through the API")
+    _add_client_options(call)
+    call.add_argument("--flow", required=True)
+    call.add_argument("--to", required=True, help="SIP URI or +E.164 number")
+    call.add_argument("--from", dest="from_", help="caller id")
+    call.add_argument("--mode", choices=["sync", "poll", "webhook"], default="sync")
+    call.add_argument("--webhook-url")
+    call.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    call.add_argument("--amd", action="store_true", help="turn on answering-machine detection")
+    call.add_argument("--ring-timeout", type=int)
+    call.add_argument("--wait", action="store_true", help="poll until the call ends (poll mode)")
+
+    flows = sub.add_parser("flows", help="manage flows through the API")
+    flows_sub = flows.add_subparsers(dest="flows_command", required=True)
+    push = flows_sub.add_parser("push", help="upload a flow file (new version if it exists)")
+    _add_client_options(push)
+    push.add_argument("files", nargs="+")
 
     dial = sub.add_parser("dial", help="place one SIP call and print what happened")
     _add_sip_options(dial)
@@ -90,18 +114,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     _install_uvloop()
     if args.command == "serve":
-        from .telephony.runner import serve
+        from .config import Settings
+        from .server import run
 
-        return asyncio.run(
-            serve(
-                args.sip_host,
-                args.sip_port,
-                _rtp_range(args.rtp_ports),
-                greeting=args.greeting,
-                max_call_seconds=args.max_call_seconds,
-                stop_signals=(signal.SIGINT, signal.SIGTERM),
-            )
+        settings = Settings.from_env(
+            host=args.host,
+            port=args.port,
+            sip_host=args.sip_host,
+            sip_port=args.sip_port,
+            rtp_ports=_rtp_range(args.rtp_ports),
+            data_dir=args.data_dir,
+            flows_dir=args.flows_dir,
         )
+        return run(settings)
+    if args.command in ("call", "flows"):
+        from . import client
+
+        return client.main(args)
     if args.command == "dial":
         from .telephony.runner import dial
 

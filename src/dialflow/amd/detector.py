@@ -235,19 +235,33 @@ class AmdDetector:
         self._proba = p
         classes = self._model.classes
         silence_ms = xl[IDX["silence_s"]] * 1000.0
-        have_speech = xl[IDX["speech_s"]] > 0.0
+        speech_ms = xl[IDX["speech_s"]] * 1000.0
+        have_speech = speech_ms > 0.0
         for i, name in enumerate(classes):
             res = _CLASS_RESULT[name]
             pi = float(p[i])
             if res is AmdResult.HUMAN:
-                ok = pi >= cfg.human_confidence and have_speech and silence_ms >= cfg.min_human_silence_ms
+                ok = (
+                    pi >= cfg.human_confidence
+                    and have_speech
+                    and silence_ms >= cfg.min_human_silence_ms
+                    and xl[IDX["longest_word_s"]] * 1000.0 < cfg.max_human_word_ms
+                )
             elif res is AmdResult.MACHINE:
-                ok = pi >= cfg.machine_confidence and have_speech
+                ok = pi >= cfg.machine_confidence and (
+                    speech_ms >= cfg.min_machine_speech_ms or xl[IDX["kw_machine"]] >= 1.0
+                )
             else:
-                ok = pi >= cfg.unknown_confidence
+                # Before initial_silence_ms a quiet line may still bring a fax tone or a
+                # late "hello": only the silence rule or the timeout says unknown then.
+                ok = pi >= cfg.unknown_confidence and now_ms >= cfg.initial_silence_ms
             if ok:
                 return RuleVerdict(res, describe(res, xl), pi)
-        if have_speech and silence_ms >= cfg.after_greeting_silence_ms:
+        if (
+            have_speech
+            and silence_ms >= cfg.after_greeting_silence_ms
+            and xl[IDX["longest_word_s"]] * 1000.0 < cfg.max_human_word_ms
+        ):
             return self._best(p, xl, "after_greeting_silence", exclude_unknown=True)
         return None
 
@@ -273,9 +287,11 @@ class AmdDetector:
         if rule is not None and rule.result is not AmdResult.UNKNOWN:
             return rule
         p = self._model.predict_proba(x)
+        self._proba = p
         i = int(np.argmax(p))
         res = _CLASS_RESULT[self._model.classes[i]]
-        if float(p[i]) < cfg.timeout_min_confidence:
+        need = cfg.timeout_machine_confidence if res is AmdResult.MACHINE else 0.0
+        if float(p[i]) < max(cfg.timeout_min_confidence, need):
             return RuleVerdict(AmdResult.UNKNOWN, reason, float(p[i]))
         return RuleVerdict(res, describe(res, xl), float(p[i]))
 

@@ -53,11 +53,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "longest_pause_s",  # longest pause between utterances
     "activity",  # speech_s / since_onset_s
     "snr_db",  # loudest speech vs noise floor
-    "flatness",  # mean spectral flatness of speech frames
-    "centroid_khz",  # mean spectral centroid of speech frames
     "level_std_db",  # level variation over speech frames (speech is bursty, music steady)
     "purity",  # mean peak purity of speech frames (music/tones high, speech low)
-    "syllable_rate",  # level peaks per second of speech
+    "recent_rel_db",  # recent speech level vs the loudest (background talk is quieter)
+    "loud_share",  # share of speech frames within 10 dB of the loudest
     "tone_s",  # time in confirmed steady tones
     "longest_word_s",  # longest continuous speech run
     "kw_machine",  # transcript: machine phrase score (0 without transcript)
@@ -79,8 +78,6 @@ class FeatureConfig:
     """Silence that separates two utterances (phrases or sentences)."""
     tone_delay_frames: int = 3
     """Frames the speech statistics lag behind the input while a tone may be starting."""
-    syllable_dip_db: float = 4.0
-    """Level dip/rise that separates two syllable peaks."""
 
 
 @dataclass(slots=True)
@@ -101,18 +98,14 @@ class SpeechStats:
     longest_pause_ms: int = 0
     tone_frames: int = 0
     # sums over speech frames
-    s_flat: float = 0.0
-    s_cent: float = 0.0
     s_lvl: float = 0.0
     s_lvl2: float = 0.0
     s_pur: float = 0.0
-    # syllable peak picking on the speech level
-    syllables: int = 0
-    _sy_rising: bool = True
-    _sy_ext: float = -200.0
+    recent_rel_db: float = 0.0
+    loud_frames: int = 0
 
-    def add(self, t_ms: int, active: bool, tone: bool, spec: FrameSpectrum) -> None:
-        """Account for one finalised frame ending at ``t_ms``."""
+    def add(self, t_ms: int, active: bool, tone: bool, spec: FrameSpectrum, peak_db: float) -> None:
+        """Account for one finalised frame ending at ``t_ms`` (``peak_db``: loudest speech)."""
         self.t_ms = t_ms
         if tone:
             self.tone_frames += 1
@@ -140,24 +133,15 @@ class SpeechStats:
         self.longest_word_ms = max(self.longest_word_ms, t_ms - self.word_start_ms)
         self.speech_frames += 1
         lvl = spec.band_db
-        self.s_flat += spec.flatness
-        self.s_cent += spec.centroid_hz
         self.s_lvl += lvl
         self.s_lvl2 += lvl * lvl
         self.s_pur += spec.purity
-        # Syllables: count level maxima separated by dips of syllable_dip_db.
-        if self._sy_rising:
-            if lvl > self._sy_ext:
-                self._sy_ext = lvl
-            elif lvl < self._sy_ext - cfg.syllable_dip_db:
-                self.syllables += 1
-                self._sy_rising = False
-                self._sy_ext = lvl
-        elif lvl < self._sy_ext:
-            self._sy_ext = lvl
-        elif lvl > self._sy_ext + cfg.syllable_dip_db:
-            self._sy_rising = True
-            self._sy_ext = lvl
+        rel = lvl - peak_db
+        # ~200 ms of speech memory: is what we hear now the person who answered, or
+        # something 10-20 dB under them?
+        self.recent_rel_db += 0.1 * (rel - self.recent_rel_db)
+        if rel >= -10.0:
+            self.loud_frames += 1
 
     @property
     def speech_ms(self) -> int:
@@ -248,7 +232,7 @@ class FeatureExtractor:
 
     def _finalise(self, p: _Pending) -> None:
         tone = self._is_tone(p.t_ms)
-        self.stats.add(p.t_ms, p.active and not tone, tone, p.spec)
+        self.stats.add(p.t_ms, p.active and not tone, tone, p.spec, self.vad.peak_db)
 
     def flush(self) -> list[Beep]:
         """End of stream: finalise pending frames and close open tones."""
@@ -284,9 +268,9 @@ class FeatureExtractor:
         if n:
             mean_lvl = st.s_lvl / n
             lvl_std = float(np.sqrt(max(st.s_lvl2 / n - mean_lvl * mean_lvl, 0.0)))
-            flat, cent, pur = st.s_flat / n, st.s_cent / n / 1000.0, st.s_pur / n
+            pur = st.s_pur / n
         else:
-            lvl_std = flat = cent = pur = 0.0
+            lvl_std = pur = 0.0
         speech_s = n * FRAME_MS / 1000.0
         return np.array(
             [
@@ -302,11 +286,10 @@ class FeatureExtractor:
                 st.longest_pause_ms / 1000.0,
                 (n * FRAME_MS / since_onset) if since_onset > 0 else 0.0,
                 (self.vad.peak_db - self.vad.floor_db) if have else 0.0,
-                flat,
-                cent,
                 lvl_std,
                 pur,
-                (st.syllables / speech_s) if speech_s > 0 else 0.0,
+                st.recent_rel_db,
+                (st.loud_frames / n) if n else 0.0,
                 st.tone_frames * FRAME_MS / 1000.0,
                 st.longest_word_ms / 1000.0,
                 kw_machine,

@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Classify recordings as human / machine / fax / unknown (one JSON line each).",
     )
     ap.add_argument("files", nargs="+", help="WAV files (any rate; resampled to 8 kHz)")
-    ap.add_argument("--timeout-ms", type=int, default=AmdConfig.timeout_ms, help="amd.timeoutMs")
+    ap.add_argument("--timeout-ms", type=int, default=AmdConfig().timeout_ms, help="amd.timeoutMs")
     ap.add_argument("--no-beep", action="store_true", help="do not look for the beep")
     a = ap.parse_args(list(argv) if argv is not None else None)
     cfg = AmdConfig(timeout_ms=a.timeout_ms, detect_beep=not a.no_beep)

@@ -48,9 +48,13 @@ class AmdConfig:
     recording with no breath pauses)."""
     max_utterances: int = 6
     """This many utterances without a decision: ``machine`` (``many_words``)."""
-    min_human_silence_ms: int = 440
+    min_human_silence_ms: int = 300
     """Silence after the last word before the model may call a person (a person who said
     "hello" waits for an answer; a greeting runs on)."""
+    max_human_word_ms: int = 1300
+    """A continuous sound longer than this (no 100 ms gap) does not look like a person's
+    "hello" (speech has word gaps): the model may not call a person after it, except at
+    the timeout. Catches music intros."""
     after_greeting_silence_ms: int = 2000
     """Silence after a greeting that ends the analysis: decide with the model's
     best guess between human and machine (``after_greeting_silence``)."""
@@ -63,8 +67,13 @@ class AmdConfig:
     the costly error (they get hung up on or hear a voicemail)."""
     unknown_confidence: float = 0.95
     """P(unknown) needed to decide ``unknown`` before the timeout."""
+    min_machine_speech_ms: int = 1000
+    """Speech needed before the model may call a machine (no beep or keywords yet)."""
     timeout_min_confidence: float = 0.5
     """At the timeout (or end of audio) the best class must reach this, else ``unknown``."""
+    timeout_machine_confidence: float = 0.75
+    """At the timeout ``machine`` needs this much: someone still talking at the timeout may
+    be a person with a long business greeting, and ``unknown`` is the safer answer."""
     classify_every_ms: int = 100
     """How often the model is evaluated (it is cheap; this bounds the cost at 10/s)."""
     min_decision_ms: int = 300

@@ -41,9 +41,12 @@ class ToneConfig:
     """A tonal frame must be this far above the noise floor."""
     min_level_db: float = -55.0
     """... and above this absolute level (dBFS)."""
-    max_drift_hz: float = 12.0
-    """Largest distance of a frame's peak from the segment's mean frequency (or 1.5 % of it,
-    whichever is larger): beeps are steady, speech harmonics glide."""
+    max_drift_hz: float = 6.0
+    """Largest distance of a frame's peak from the segment's mean frequency (or
+    ``max_drift_ratio`` of it, whichever is larger): beeps are steady to a hertz, while even
+    a whistle-pure high voice (F0 ≈ 320 Hz, purity 0.99) glides 20 Hz in 200 ms."""
+    max_drift_ratio: float = 0.006
+    """Relative form of ``max_drift_hz`` for high tones."""
     min_frames: int = 4
     """Frames a segment needs before it counts as a tone (80 ms)."""
     max_gap_frames: int = 2
@@ -58,6 +61,10 @@ class ToneSegment:
     end_ms: int
     freq_hz: float
     frames: int = 1
+    level_db: float = -100.0
+    """Loudest in-band level of the segment."""
+    pre_db: float = -100.0
+    """In-band level 60–160 ms before the segment started (a beep rises out of quiet)."""
 
     @property
     def duration_ms(self) -> int:
@@ -71,10 +78,12 @@ class ToneTracker:
     ``update`` returns the segment that just *closed* (if any); ``current`` is the open one.
     """
 
-    __slots__ = ("_cfg", "_gap", "_sum_hz", "current", "tonal")
+    __slots__ = ("_cfg", "_gap", "_hist", "_hi", "_sum_hz", "current", "tonal")
 
     def __init__(self, cfg: ToneConfig | None = None) -> None:
         self._cfg = cfg or ToneConfig()
+        self._hist = [-100.0] * 8  # in-band levels of the last 8 frames (ring)
+        self._hi = 0
         self.current: ToneSegment | None = None
         self._gap = 0
         self._sum_hz = 0.0
@@ -94,13 +103,21 @@ class ToneTracker:
         cfg = self._cfg
         tonal = self.is_tonal(spec, floor_db)
         self.tonal = tonal
+        hist = self._hist
+        # Frames 3..8 back (60-160 ms): before the 40 ms analysis window saw the tone.
+        pre = max(hist[(self._hi - k) % 8] for k in range(3, 9))
+        hist[self._hi % 8] = spec.band_db
+        self._hi += 1
         cur = self.current
         closed: ToneSegment | None = None
         if cur is not None:
             mean_hz = self._sum_hz / cur.frames
-            if tonal and abs(spec.peak_hz - mean_hz) <= max(cfg.max_drift_hz, 0.015 * mean_hz):
+            if tonal and abs(spec.peak_hz - mean_hz) <= max(
+                cfg.max_drift_hz, cfg.max_drift_ratio * mean_hz
+            ):
                 cur.end_ms = now_ms
                 cur.frames += 1
+                cur.level_db = max(cur.level_db, spec.band_db)
                 self._sum_hz += spec.peak_hz
                 cur.freq_hz = self._sum_hz / cur.frames
                 self._gap = 0
@@ -111,7 +128,9 @@ class ToneTracker:
             closed = cur if cur.frames >= cfg.min_frames else None
             self.current = None
         if tonal:
-            self.current = ToneSegment(now_ms - FRAME_MS, now_ms, spec.peak_hz)
+            self.current = ToneSegment(
+                now_ms - FRAME_MS, now_ms, spec.peak_hz, 1, spec.band_db, pre
+            )
             self._sum_hz = spec.peak_hz
             self._gap = 0
         return closed
@@ -325,6 +344,9 @@ class BeepConfig:
     """Largest silence between the tones of a multi-tone beep."""
     end_gap_ms: int = 140
     """Tone-free time after the last tone before the beep is reported (it may continue)."""
+    min_rise_db: float = 12.0
+    """The first tone must be this much louder than the 60–160 ms before it: a beep comes
+    out of the pause after the greeting, a note in music or a sung vowel does not."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -361,7 +383,10 @@ class BeepGrouper:
         if seg.duration_ms < cfg.min_segment_ms:
             return False
         if not self._group:
-            return cfg.min_hz <= seg.freq_hz <= cfg.max_hz
+            return (
+                cfg.min_hz <= seg.freq_hz <= cfg.max_hz
+                and seg.level_db - seg.pre_db >= cfg.min_rise_db
+            )
         prev = self._group[-1]
         ratio = seg.freq_hz / prev.freq_hz
         return (

@@ -34,7 +34,7 @@ class VadConfig:
     """A frame must be this far above the noise floor to be active."""
     floor_window_ms: int = 1500
     """Minimum-statistics window for the noise floor."""
-    speech_range_db: float = 18.0
+    speech_range_db: float = 15.0
     """A frame more than this below the loudest speech so far is background."""
     peak_decay_db_per_s: float = 1.5
     """How fast the loudest-speech reference decays (a speaker who gets quieter)."""

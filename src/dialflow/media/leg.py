@@ -345,8 +345,11 @@ class MediaLeg:
     # --- subscriptions --------------------------------------------------------------
 
     def on_frame(self, callback: FrameCallback) -> Subscription:
-        """Call ``callback(frame, t)`` with every received 20 ms frame (silence when nothing
-        arrived), on the clock's task: keep it short. ``frame`` is the callback's own copy.
+        """Call ``callback(frame, t)`` with every received 20 ms frame once started.
+
+        ``frame`` is 160 int16 samples (silence where nothing arrived in time) and is
+        the callback's own copy; ``t`` is the loop time (monotonic seconds) at which the
+        frame's tick was due. Runs on the clock's task: keep it short, never block.
         """
         return self._frame_subs.add(callback)
 

@@ -64,6 +64,7 @@ _CHECKED = frozenset(
     {"via", "from", "to", "call-id", "cseq", "content-length", "contact", "record-route"}
 )
 _SALVAGED = frozenset({"via", "from", "to", "call-id", "cseq"})
+_LWS = " \t"
 
 
 def parse_message(data: bytes) -> SipMessage:
@@ -100,11 +101,12 @@ def parse_message(data: bytes) -> SipMessage:
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         # RFC 3261 §25.1 HCOLON = *( SP / HTAB ) ":" SWS: blanks may precede the colon.
-        name = name.rstrip()
+        name = name.rstrip(_LWS)
         if not colon or not _HEADER_NAME_RE.match(name):
             raise SipParseError(f"bad header line {line[:60]!r}")
         cname = canonical_name(name)
-        value = value.strip()
+        # Only SP/HTAB are LWS (RFC 3261 §25.1); str.strip() would also eat NBSP & co.
+        value = value.strip(_LWS)
         lname = cname.lower()
         if lname in _CHECKED:
             checked.setdefault(lname, []).append(value)
@@ -170,7 +172,7 @@ def _unfold(head: str) -> list[str]:
         if raw[:1] in (" ", "\t"):
             if len(lines) < 2:
                 raise SipParseError("continuation line before any header")
-            lines[-1] = lines[-1].rstrip() + " " + raw.strip()
+            lines[-1] = lines[-1].rstrip(_LWS) + " " + raw.strip(_LWS)
         else:
             lines.append(raw)
     return lines
@@ -209,7 +211,8 @@ def _parse_start_line(line: str, headers: Headers, body: bytes) -> SipMessage:
             raise SipParseError(f"unsupported version {version!r}", status=505)
         # A missing SP before an empty reason phrase is accepted (RFC 4475 §3.1.1.13
         # allows a liberal receiver to).
-        if not (len(code) == 3 and code.isascii() and code.isdigit()) or code[0] == "0":
+        # Status-Code: 3DIGIT in the classes 1xx-6xx (RFC 3261 §7.2, §21).
+        if not (len(code) == 3 and code.isascii() and code.isdigit()) or code[0] not in "123456":
             raise SipParseError(f"bad status code {code[:20]!r}")
         return SipResponse(headers=headers, body=body, status=int(code), reason=reason)
     # Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §7.1). Extra or
@@ -298,8 +301,8 @@ def try_parse_for_response(data: bytes) -> SipRequest | None:
 
     The returned request carries only what a response copies: the Via values that
     parse (empty parameters removed; RFC 3261 §18.2.2 sends the response by the top
-    one), and the first From,
-    To, Call-ID and CSeq. From and To are kept only if they parse, so
+    one), and the first From, To, Call-ID and CSeq. From and To are kept only if they
+    parse, so
     ``make_response(..., to_tag=...)`` can add a tag; Call-ID and CSeq are copied as
     received. ``uri`` is None when the Request-URI does not parse. Header values
     holding NUL or CR are dropped rather than echoed.
@@ -392,10 +395,11 @@ def _usable_via(text: str) -> str | None:
 class FramingError(SipParseError):
     """A stream can no longer be cut into messages (RFC 3261 §18.3): close it.
 
-    Raised for a missing, negative, non-numeric or conflicting Content-Length, or a
-    message above the size limit (``status`` 513). ``messages`` (from
-    :meth:`StreamFramer.feed`) or ``frames`` (from :meth:`StreamFramer.feed_frames`)
-    hold what was complete before the error, in order; handle them, then close.
+    Raised for a negative, non-numeric or conflicting Content-Length, or a message
+    above the size limit (``status`` 513); an absent Content-Length means no body.
+    ``messages`` (from :meth:`StreamFramer.feed`) or ``frames`` (from
+    :meth:`StreamFramer.feed_frames`) hold what was complete before the error, in
+    order; handle them, then close.
     """
 
     def __init__(self, message: str, *, status: int = 400) -> None:
@@ -521,13 +525,15 @@ class StreamFramer:
         run = bytes(buf[:i])
         if i == n:
             # Nothing but CR/LF so far: a ping may be split across reads, so consume
-            # whole pings only and keep the rest for the next read.
-            last = run.rfind(b"\r\n\r\n")
-            if last < 0:
-                return
-            i = last + 4
-            run = run[:i]
-        self.keepalives += run.count(b"\r\n\r\n")
+            # whole pings from the left and keep a tail that may still become one.
+            j = 0
+            while run.startswith(b"\r\n\r\n", j):
+                j += 4
+            if b"\r\n\r\n".startswith(run[j:]):
+                i = j
+            self.keepalives += j // 4
+        else:
+            self.keepalives += run.count(b"\r\n\r\n")
         del buf[:i]
 
     @property

@@ -151,13 +151,14 @@ def _parse_hostport(text: str) -> tuple[str, int | None]:
         host, rest = text[: end + 1], text[end + 1 :]
         if rest and not rest.startswith(":"):
             raise SipParseError(f"bad host:port {text!r}")
-        port_text = rest[1:] if rest else ""
+        colon, port_text = rest[:1], rest[1:]
     else:
-        host, _, port_text = text.partition(":")
+        host, colon, port_text = text.partition(":")
     if not host or not _HOST_RE.match(host):
         raise SipParseError(f"bad host {host!r}")
     port: int | None = None
-    if port_text:
+    if colon:
+        # RFC 3261 §25.1 hostport = host [ ":" port ], port = 1*DIGIT: "host:" is bad.
         # isascii(): str.isdigit() accepts "²" and other digits int() refuses.
         if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5):
             raise SipParseError(f"bad port {port_text!r}")

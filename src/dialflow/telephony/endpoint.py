@@ -25,13 +25,14 @@ from ..sip.auth import DigestCredentials
 from ..sip.dialog import Dialog, next_hop
 from ..sip.errors import SipError, SipParseError
 from ..sip.message import (
+    REASON_PHRASES,
     SipMessage,
     SipRequest,
     SipResponse,
     make_response,
     new_branch,
 )
-from ..sip.parser import parse_message
+from ..sip.parser import parse_message, try_parse_for_response
 from ..sip.uri import NameAddr, SipUri, Uri, Via, parse_uri
 from ..transport.tcp import TcpSipTransport
 from ..transport.udp import UdpSipTransport
@@ -422,9 +423,14 @@ class SipEndpoint:
         self.stats["received"] += 1
         self._receive(message, source, "tcp")
 
-    def _on_stream_error(self, exc: SipParseError, source: Address) -> None:
+    def _on_stream_error(self, exc: SipParseError, source: Address, data: bytes | None) -> None:
         self.stats["malformed"] += 1
         self._bad_log.warning("malformed SIP over TCP from %s:%d: %s", source[0], source[1], exc)
+        if data is not None and self._tcp is not None and self._bad_replies.take(time.monotonic()):
+            reply = bad_request_reply(data, exc)
+            if reply is not None:
+                self.stats["bad_request_replies"] += 1
+                self._tcp.send(reply, source)
 
     def _receive(self, message: SipMessage, source: Address, transport: str) -> None:
         try:
@@ -612,43 +618,21 @@ def _primary_address() -> str:
         sock.close()
 
 
-_RESPONSE_HEADERS = (b"via", b"v", b"from", b"f", b"to", b"t", b"call-id", b"i", b"cseq")
-
-
 def bad_request_reply(data: bytes, exc: SipParseError) -> bytes | None:
-    """A 400 (or the parser's status) for a malformed request, when one can be formed.
+    """The response to a malformed request, when one can be formed (RFC 3261 §8.2, §21.4.1).
 
-    RFC 3261 §8.2: a response needs the request's Via, From, To, Call-ID and CSeq; if
-    any is missing, or the message is a response, nothing can be sent back.
+    A response needs the request's Via, From, To, Call-ID and CSeq; the parser salvages
+    them. Responses and ACKs are never answered, nor requests without a usable Via.
     """
-    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    lines = head.replace(b"\r\n", b"\n").split(b"\n")
-    start = lines[0].split(b" ")
-    if (
-        len(start) != 3
-        or start[0].upper().startswith(b"SIP/")
-        or not start[2].upper().startswith(b"SIP/")
-    ):
+    request = try_parse_for_response(data)
+    if request is None:
         return None
-    found: dict[bytes, list[bytes]] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        key = name.strip().lower()
-        if colon and key in _RESPONSE_HEADERS and value.strip():
-            found.setdefault(key, []).append(line.strip())
-    groups = ((b"via", b"v"), (b"from", b"f"), (b"to", b"t"), (b"call-id", b"i"), (b"cseq",))
-    if not all(any(k in found for k in group) for group in groups):
-        return None
-    if start[0] == b"ACK":
-        return None  # never answer an ACK (RFC 3261 §17.2.3)
-    reason = str(exc).replace("\r", " ").replace("\n", " ")[:80]
+    if any(request.headers.get(name) is None for name in ("From", "To", "Call-ID", "CSeq")):
+        return None  # a response without them would be malformed itself
+    reason = " ".join(str(exc).split())[:80]
+    if not reason.isascii() or not reason.isprintable():
+        reason = REASON_PHRASES.get(exc.status, "Bad Request")
     try:
-        reason.encode("ascii")
-    except UnicodeEncodeError:
-        reason = "Bad Request"
-    out = [f"SIP/2.0 {exc.status} {reason}".encode()]
-    for group in groups:
-        for key in group:
-            out.extend(found.get(key, []))
-    out.append(b"Content-Length: 0")
-    return b"\r\n".join(out) + b"\r\n\r\n"
+        return make_response(request, exc.status, reason).serialize()
+    except SipError:
+        return None

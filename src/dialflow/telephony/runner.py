@@ -1,68 +1,17 @@
-"""``dialflow serve`` and ``dialflow dial``: the endpoint run from the command line.
-
-Until the flow engine lands, inbound calls run a fixed script: ring, answer, play the
-greeting (a WAV or a tone), report DTMF, hang up after ``max_call_seconds``.
-"""
+"""``dialflow dial``: one SIP call from the command line, below the API (for SIP debugging)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
-import logging
-import signal
 import time
-from collections.abc import Iterable
 
-from ..media.sources import ToneSource, WavFile
+from ..media.sources import WavFile
 from ..sip.auth import DigestCredentials
-from .call import Call, InboundCall
+from .call import Call
 from .endpoint import EndpointConfig, SipEndpoint
 from .events import CallEnded
-
-log = logging.getLogger("dialflow")
-
-
-def _greeting_source(path: str | None) -> WavFile | ToneSource:
-    return WavFile(path) if path else ToneSource(440.0, 1000)
-
-
-async def serve(
-    sip_host: str,
-    sip_port: int,
-    rtp_ports: tuple[int, int],
-    *,
-    greeting: str | None,
-    max_call_seconds: float,
-    stop_signals: Iterable[signal.Signals] = (),
-) -> int:
-    async def on_incoming(call: InboundCall) -> None:
-        log.info("incoming call %s from %s to %s", call.call_id, call.from_addr, call.number)
-        call.on_event(lambda ev: log.info("call %s: %s", call.call_id, ev))
-        await call.ring()
-        await call.answer()
-        if call.leg is None:
-            return
-        call.leg.on_dtmf(lambda d: log.info("call %s: DTMF %s", call.call_id, d.digit))
-        call.leg.play(_greeting_source(greeting))
-        with contextlib.suppress(TimeoutError):
-            await call.wait_ended(timeout=max_call_seconds)
-        await call.hangup()
-
-    config = EndpointConfig(sip_host=sip_host, sip_port=sip_port, rtp_port_range=rtp_ports)
-    endpoint = SipEndpoint(config, on_incoming=on_incoming)
-    await endpoint.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in stop_signals:
-        loop.add_signal_handler(sig, stop.set)
-    print(f"dialflow: SIP on {sip_host}:{endpoint.port} (UDP, TCP). Ctrl-C stops.", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await endpoint.close()
-    return 0
 
 
 def _describe(call: Call, end: CallEnded, stats: dict[str, object]) -> dict[str, object]:

@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from ..sip.errors import SipParseError
 from ..sip.message import SipMessage
-from ..sip.parser import StreamFramer
+from ..sip.parser import StreamFramer, StreamMessageError
 
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 MessageHandler = Callable[[SipMessage, Address], None]
-ErrorHandler = Callable[[SipParseError, Address], None]
+ErrorHandler = Callable[[SipParseError, Address, bytes | None], None]
 
 IDLE_TIMEOUT = 300.0
 
@@ -38,14 +38,25 @@ class _Connection(asyncio.Protocol):
         self._owner._connections[self.peer] = self
 
     def data_received(self, data: bytes) -> None:
-        try:
-            messages = self._framer.feed(data)
-        except SipParseError as exc:
-            # A framing error leaves no way to find the next message: close (§18.3).
-            self._owner._on_error(exc, self.peer)
-            if self.transport is not None:
-                self.transport.close()
-            return
+        while True:
+            try:
+                messages = self._framer.feed(data)
+            except StreamMessageError as exc:
+                # One bad message; the stream is still framed: answer it and go on.
+                for message in exc.messages:
+                    self._owner._on_message(message, self.peer)
+                self._owner._on_error(exc, self.peer, exc.data)
+                data = b""
+                continue
+            except SipParseError as exc:
+                # A framing error leaves no way to find the next message: close (§18.3).
+                for message in getattr(exc, "messages", []):
+                    self._owner._on_message(message, self.peer)
+                self._owner._on_error(exc, self.peer, None)
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            break
         for message in messages:
             self._owner._on_message(message, self.peer)
 

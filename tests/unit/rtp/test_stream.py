@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dialflow.rtp.dtmf import DtmfDigit, DtmfSender
 from dialflow.rtp.packet import RtpPacket, build_header
@@ -187,3 +189,18 @@ def test_receiver_accepts_packets_with_extension_via_full_parse() -> None:
     assert rx.feed(wire, PEER, 0.0) is FeedResult.LATCHED
     rx.jitter.target_depth = 1
     assert rx.pop_audio() == SILENCE
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.integers(0, 0xFFFF), n=st.integers(2, 300), data=st.data())
+def test_property_loss_counts_missing_sequence_numbers_across_wrap(
+    start: int, n: int, data: st.DataObject
+) -> None:
+    dropped = data.draw(st.sets(st.integers(1, n - 2))) if n > 2 else set()
+    rx = RtpReceiver(0)
+    for i in range(n):
+        if i not in dropped:
+            rx.feed(packet((start + i) & 0xFFFF, 160 * i), PEER, 0.02 * i)
+    stats = rx.update_stats()
+    assert stats.lost == len(dropped)
+    assert stats.packets == n - len(dropped)

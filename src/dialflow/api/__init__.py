@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): API.md's contract, published at /openapi.json."""

@@ -1,0 +1,227 @@
+"""The FastAPI application and the server's wiring (store, SIP endpoint, calls, webhooks)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..calls.service import CallService, FlowRunner
+from ..config import Settings
+from ..store.base import Store
+from ..telephony.call import InboundCall
+from ..telephony.endpoint import EndpointConfig, SipEndpoint
+from .errors import error_response, install_error_handlers
+from .metrics import CONTENT_TYPE, Metrics
+
+log = logging.getLogger("dialflow.api")
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    store: Store
+    endpoint: SipEndpoint
+    service: CallService
+    metrics: Metrics
+    dispatcher: Any = None
+    idempotency_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+
+class BodyLimit:
+    """413 for bodies over the limit, by Content-Length or while streaming (no buffering)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, "payload_too_large", f"the body is larger than {self.max_bytes} bytes"
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    flow_runner: FlowRunner | None = None,
+) -> FastAPI:
+    """The whole server as an ASGI app; its lifespan starts SIP, storage and webhooks."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await _start(settings, metrics, store, flow_runner)
+        app.state.dialflow = state
+        try:
+            yield
+        finally:
+            await _stop(state)
+
+    app = FastAPI(
+        title="dialflow",
+        version=__version__,
+        description="Self-hosted outbound calling API: SIP/RTP calls, AMD, flows, webhooks.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _latency(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.api_latency.labels(request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - start
+        )
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    from .routes import calls, flows, orgs, system
+
+    app.include_router(system.router)
+    app.include_router(orgs.router)
+    app.include_router(flows.router)
+    app.include_router(calls.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def _metrics(request: Request) -> Response:
+        if not settings.metrics_enabled:
+            return error_response(404, "not_found", "metrics are disabled")
+        state: AppState = request.app.state.dialflow
+        metrics.sip_malformed.set(state.endpoint.stats["malformed"])
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return app
+
+
+async def _start(
+    settings: Settings,
+    metrics: Metrics,
+    store: Store | None,
+    flow_runner: FlowRunner | None,
+) -> AppState:
+    from ..store.factory import open_store
+    from ..webhooks.delivery import WebhookDispatcher
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if store is None:
+        store = await open_store(settings.database_url, settings.data_dir)
+    else:
+        await store.open()
+    holder: dict[str, AppState] = {}
+
+    async def on_incoming(call: InboundCall) -> None:
+        await _route_inbound(holder["state"], call)
+
+    endpoint = SipEndpoint(
+        EndpointConfig(
+            sip_host=settings.sip_host,
+            sip_port=settings.sip_port,
+            rtp_port_range=settings.rtp_ports,
+        ),
+        on_incoming=on_incoming,
+    )
+
+    async def secret_for(org_id: str) -> str | None:
+        org = await store.get_org(org_id)
+        return org.webhook_secret if org else None
+
+    dispatcher = WebhookDispatcher(
+        store,
+        secret_for=secret_for,
+        allow_private=settings.webhook_allow_private,
+        retry_base=settings.webhook_retry_base,
+        metrics=metrics.webhook_attempt,
+    )
+    if flow_runner is None:
+        flow_runner = _default_flow_runner(settings)
+    service = CallService(
+        store,
+        endpoint,
+        data_dir=settings.data_dir,
+        flow_runner=flow_runner,
+        enqueue_webhook=dispatcher.enqueue,
+        metrics=metrics,
+    )
+    state = AppState(settings, store, endpoint, service, metrics, dispatcher)
+    holder["state"] = state
+    await endpoint.start()
+    await service.start()
+    await dispatcher.start()
+    log.info(
+        "dialflow %s: HTTP on %s:%d, SIP on %s:%d, data in %s",
+        __version__, settings.host, settings.port, settings.sip_host, endpoint.port,
+        settings.data_dir,
+    )
+    return state
+
+
+def _default_flow_runner(settings: Settings) -> FlowRunner | None:
+    try:
+        from ..flows.executor import FlowExecutor
+    except ImportError:
+        return None
+    return FlowExecutor(data_dir=settings.data_dir)  # type: ignore[no-any-return]
+
+
+async def _stop(state: AppState) -> None:
+    await state.service.stop()
+    await state.dispatcher.stop()
+    await state.endpoint.close()
+    await state.store.close()
+
+
+async def _route_inbound(state: AppState, call: InboundCall) -> None:
+    """An INVITE to sip:<number>@<sip-host>: run the number's flow, or 404 for unknown numbers."""
+    number = call.number
+    mapping = await state.store.get_number(number) if number else None
+    if mapping is None:
+        await call.reject(404, "Not Found")
+        return
+    org = await state.store.get_org(mapping.org_id)
+    flow = await state.store.get_flow(mapping.org_id, mapping.flow_id)
+    if org is None or flow is None:
+        await call.reject(404, "Not Found")
+        return
+    await state.service.handle_inbound(call, org, flow)

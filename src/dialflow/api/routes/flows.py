@@ -1,0 +1,153 @@
+"""Flows: versioned documents (JSON or YAML), validated at upload with node paths."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Request, Response
+
+from ...flows.validate import validate_flow
+from ...store.base import Conflict
+from ...store.models import FlowVersion
+from ..errors import ApiError, not_found
+from ..schemas import ErrorDetail, FlowList, FlowOut
+from .deps import Auth, State, load_org
+
+router = APIRouter(prefix="/v1/organizations/{org_id}/flows", tags=["flows"])
+
+_FLOW_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A flow document (FLOWS.md), as JSON or as YAML",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+def _is_yaml(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+async def _read_document(request: Request) -> Any:
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "application/json")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "bad_request", "the body is not UTF-8") from None
+    if _is_yaml(content_type):
+        try:
+            # SafeLoader: no Python objects; aliases are expanded but the body size is
+            # capped by the server's body limit, which bounds an alias bomb's input.
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ApiError(
+                422,
+                "validation_error",
+                "malformed YAML",
+                details=[{"path": "body", "message": str(exc)}],
+            ) from None
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in ("application/json", "") and not media.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", "send application/json or application/yaml")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            422,
+            "validation_error",
+            "malformed JSON",
+            details=[{"path": "body", "message": str(exc)}],
+        ) from None
+
+
+def _validated(document: Any, flow_id: str | None) -> tuple[dict[str, Any], list[ErrorDetail]]:
+    if isinstance(document, dict) and flow_id is not None:
+        if "id" not in document:
+            document = {**document, "id": flow_id}
+        elif document["id"] != flow_id:
+            raise ApiError(
+                422,
+                "invalid_flow",
+                "the document's id does not match the URL",
+                details=[{"path": "id", "message": f"must be {flow_id!r}"}],
+            )
+    result = validate_flow(document)
+    if result.errors or result.flow is None:
+        raise ApiError(
+            422,
+            "invalid_flow",
+            f"the flow has {len(result.errors)} problem(s)",
+            details=[{"path": p.path, "message": p.message, "code": p.code} for p in result.errors],
+        )
+    warnings = [ErrorDetail(path=p.path, message=p.message) for p in result.warnings]
+    assert isinstance(document, dict)
+    return document, warnings
+
+
+def _out(flow: FlowVersion, warnings: list[ErrorDetail] | None = None) -> FlowOut:
+    return FlowOut(
+        id=flow.flow_id,
+        version=flow.version,
+        name=flow.document.get("name"),
+        created_at=flow.created_at,
+        warnings=warnings or [],
+        document=flow.document,
+    )
+
+
+@router.post("", status_code=201, response_model=FlowOut, openapi_extra=_FLOW_BODY)
+async def create_flow(org_id: str, request: Request, state: State, principal: Auth) -> FlowOut:
+    await load_org(state, principal, org_id)
+    document, warnings = _validated(await _read_document(request), None)
+    try:
+        flow = await state.store.create_flow(org_id, document["id"], document)
+    except Conflict:
+        raise ApiError(
+            409, "conflict", f"flow {document['id']!r} exists; PUT a new version"
+        ) from None
+    return _out(flow, warnings)
+
+
+@router.put("/{flow_id}", response_model=FlowOut, openapi_extra=_FLOW_BODY)
+async def put_flow(
+    org_id: str, flow_id: str, request: Request, state: State, principal: Auth
+) -> FlowOut:
+    """A new version; calls already running keep the version they started with."""
+    await load_org(state, principal, org_id)
+    document, warnings = _validated(await _read_document(request), flow_id)
+    flow = await state.store.add_flow_version(org_id, flow_id, document)
+    if flow is None:
+        raise not_found("flow")
+    return _out(flow, warnings)
+
+
+@router.get("", response_model=FlowList)
+async def list_flows(org_id: str, state: State, principal: Auth) -> FlowList:
+    await load_org(state, principal, org_id)
+    return FlowList(data=[_out(f) for f in await state.store.list_flows(org_id)])
+
+
+@router.get("/{flow_id}", response_model=FlowOut)
+async def get_flow(
+    org_id: str, flow_id: str, state: State, principal: Auth, version: int | None = None
+) -> FlowOut:
+    await load_org(state, principal, org_id)
+    flow = await state.store.get_flow(org_id, flow_id, version)
+    if flow is None:
+        raise not_found("flow")
+    return _out(flow)
+
+
+@router.delete("/{flow_id}", status_code=204)
+async def delete_flow(org_id: str, flow_id: str, state: State, principal: Auth) -> Response:
+    await load_org(state, principal, org_id)
+    if not await state.store.delete_flow(org_id, flow_id):
+        raise not_found("flow")
+    return Response(status_code=204)

@@ -1,0 +1,56 @@
+"""Backend selection from DIALFLOW_DATABASE_URL (store/factory.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dialflow.store import SqliteStore, StoreError, make_store, open_store
+from dialflow.store.factory import sqlite_path
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (None, Path("/data/dialflow.db")),
+        ("", Path("/data/dialflow.db")),
+        ("sqlite:///rel/x.db", Path("rel/x.db")),
+        ("sqlite:////abs/x.db", Path("/abs/x.db")),
+        ("sqlite+aiosqlite:////abs/y.db", Path("/abs/y.db")),
+        ("sqlite://", ":memory:"),
+        ("sqlite:///:memory:", ":memory:"),
+    ],
+)
+def test_sqlite_paths(url: str | None, expected: Path | str) -> None:
+    assert sqlite_path(url, Path("/data")) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://u:p@db/dialflow", "not implemented"),
+        ("postgresql+asyncpg://u:p@db/dialflow", "not implemented"),
+        ("mysql://u@db/x", "unsupported"),
+        ("not a url", "invalid"),
+    ],
+)
+def test_other_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        make_store(url, Path("/data"))
+
+
+async def test_open_store_defaults_to_a_file_in_the_data_dir(tmp_path: Path) -> None:
+    store = await open_store(None, tmp_path / "data")
+    try:
+        assert isinstance(store, SqliteStore)
+        assert await store.healthy()
+        assert (tmp_path / "data" / "dialflow.db").is_file()
+    finally:
+        await store.close()
+
+
+def test_make_store_does_not_open(tmp_path: Path) -> None:
+    store = make_store(None, tmp_path)
+    assert isinstance(store, SqliteStore)
+    assert not (tmp_path / "dialflow.db").exists()
