@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from dialflow.amd.detector import AmdDetector  # noqa: E402
-from dialflow.amd.offline import read_wav, to_frames_8k  # noqa: E402
-from dialflow.amd.rules import AmdConfig  # noqa: E402
+from dialflow.amd.detector import AmdDetector
+from dialflow.amd.offline import read_wav, to_frames_8k
+from dialflow.amd.rules import AmdConfig
 
 FRAME = 160
 
@@ -43,16 +43,26 @@ def load_audio(d: Path | None, limit: int) -> list[np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("dir", nargs="?", type=Path, default=Path("/work/shared/corpus/amd-dev"))
     ap.add_argument("--files", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=5.0, help="minimum measuring time")
     a = ap.parse_args(argv)
     clips = load_audio(a.dir, a.files)
     # Never decide early: every frame pays full analysis plus a model evaluation every 100 ms.
-    cfg = AmdConfig(timeout_ms=10**9, initial_silence_ms=10**9, human_confidence=1.0,
-                    machine_confidence=1.0, unknown_confidence=1.0, max_greeting_ms=10**9,
-                    max_word_ms=10**9, max_utterances=10**6, after_greeting_silence_ms=10**9)
+    cfg = AmdConfig(
+        timeout_ms=10**9,
+        initial_silence_ms=10**9,
+        human_confidence=1.0,
+        machine_confidence=1.0,
+        unknown_confidence=1.0,
+        max_greeting_ms=10**9,
+        max_word_ms=10**9,
+        max_utterances=10**6,
+        after_greeting_silence_ms=10**9,
+    )
     frames = 0
     t0 = time.process_time()
     while time.process_time() - t0 < a.seconds:
@@ -60,14 +70,16 @@ def main(argv: list[str] | None = None) -> int:
             det = AmdDetector(cfg)
             n = len(clip) // FRAME
             for i in range(n):
-                det.feed(clip[i * FRAME:(i + 1) * FRAME], (i + 1) * 20)
+                det.feed(clip[i * FRAME : (i + 1) * FRAME], (i + 1) * 20)
             frames += n
     dt = time.process_time() - t0
     fps = frames / dt
     share = 50.0 / fps
     print(f"{frames} frames in {dt:.2f} s CPU: {fps:.0f} frames/s, {1e6 / fps:.0f} us/frame")
-    print(f"amd_cost: fps={fps:.0f} us_per_frame={1e6 / fps:.1f} core_share_per_call={share * 100:.2f}% "
-          f"calls_per_core={fps / 50:.0f}")
+    print(
+        f"amd_cost: fps={fps:.0f} us_per_frame={1e6 / fps:.1f} "
+        f"core_share_per_call={share * 100:.2f}% calls_per_core={fps / 50:.0f}"
+    )
     return 0
 
 

@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from dialflow.amd.classifier import TreeModel  # noqa: E402
-from dialflow.amd.offline import classify_file  # noqa: E402
-from dialflow.amd.rules import AmdConfig  # noqa: E402
+from dialflow.amd.classifier import TreeModel
+from dialflow.amd.offline import classify_file
+from dialflow.amd.rules import AmdConfig
 
 CLASSES = ("human", "machine", "fax", "unknown")
 _MODEL: TreeModel | None = None
@@ -84,11 +84,21 @@ def evaluate(rows: list[dict[str, str]], results: dict[str, dict[str, Any]]) -> 
             if t == "machine":
                 nobeep_machine += 1
                 nobeep_machine_false += int(bool(res["beep"]))
-        files.append({**res, "file": r["file"], "label": t, "truthBeep": has_beep,
-                      "truthBeepMs": r.get("beepStartMs") or None, "beepErrMs": err})
+        files.append(
+            {
+                **res,
+                "file": r["file"],
+                "label": t,
+                "truthBeep": has_beep,
+                "truthBeepMs": r.get("beepStartMs") or None,
+                "beepErrMs": err,
+            }
+        )
     n = len(rows)
     correct = sum(conf[c][c] for c in CLASSES)
-    per_class = {c: (conf[c][c] / sum(conf[c].values()) if sum(conf[c].values()) else None) for c in CLASSES}
+    per_class = {
+        c: (conf[c][c] / sum(conf[c].values()) if sum(conf[c].values()) else None) for c in CLASSES
+    }
     n_h = sum(conf["human"].values())
     return {
         "files": n,
@@ -115,15 +125,22 @@ def fmt(v: float | None, d: int = 3) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("dir", type=Path)
     ap.add_argument("--json", type=Path, help="write per-file details and figures here")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--model", help="model JSON (default: the shipped one)")
     ap.add_argument("--timeout-ms", type=int, default=AmdConfig().timeout_ms)
     ap.add_argument("--errors", action="store_true", help="list misclassified files")
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="override an AmdConfig setting, e.g. --set human_confidence=0.8")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an AmdConfig setting, e.g. --set human_confidence=0.8",
+    )
     a = ap.parse_args(argv)
     with open(a.dir / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -143,17 +160,24 @@ def main(argv: list[str] | None = None) -> int:
     for c in CLASSES:
         dm = ev["decision_ms"][c]
         row = " ".join(f"{ev['confusion'][c][p]:>8d}" for p in CLASSES)
-        print(f"{c:<8} {fmt(ev['per_class'][c]):>6} {fmt(dm['p50'], 0):>8} {fmt(dm['p90'], 0):>7}   | {'':>10} {row}")
+        acc = fmt(ev["per_class"][c])
+        print(f"{c:<8} {acc:>6} {fmt(dm['p50'], 0):>8} {fmt(dm['p90'], 0):>7}   | {'':>10} {row}")
     b = ev["beep"]
-    print(f"beep: {b['with_beep']} with beep, found(±1s) {fmt(b['recall'])}, within ±150ms "
-          f"{fmt(b['recall_150ms'])}, |err| p50 {fmt(b['err_p50_ms'], 0)} p90 {fmt(b['err_p90_ms'], 0)} ms, "
-          f"false on beepless machines {fmt(b['false_machine'])}, on all beepless {fmt(b['false_all'])}")
+    print(
+        f"beep: {b['with_beep']} with beep, found(±1s) {fmt(b['recall'])}, within ±150ms "
+        f"{fmt(b['recall_150ms'])}, |err| p50 {fmt(b['err_p50_ms'], 0)} "
+        f"p90 {fmt(b['err_p90_ms'], 0)} ms, false on beepless machines "
+        f"{fmt(b['false_machine'])}, on all beepless {fmt(b['false_all'])}"
+    )
     if a.errors:
         for d in ev["details"]:
             bad_beep = d["truthBeep"] and (d["beepErrMs"] is None or abs(d["beepErrMs"]) > 150)
             if d["result"] != d["label"] or bad_beep or (not d["truthBeep"] and d["beep"]):
-                print(f"  {d['file']}: {d['label']} -> {d['result']} ({d['reason']}, {d['confidence']}) "
-                      f"at {d['decisionMs']} ms; beep {d['beepMs']} truth {d['truthBeepMs']}")
+                print(
+                    f"  {d['file']}: {d['label']} -> {d['result']} "
+                    f"({d['reason']}, {d['confidence']}) at {d['decisionMs']} ms; "
+                    f"beep {d['beepMs']} truth {d['truthBeepMs']}"
+                )
     if a.json:
         a.json.write_text(json.dumps(ev, indent=1))
     pc, dm = ev["per_class"], ev["decision_ms"]

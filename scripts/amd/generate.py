@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ruff: noqa: E501  (phrase tables)
 """Generate labelled telephone-band clips for training and testing dialflow's AMD.
 
 Reproducible from a seed: clip *i* of a run is made from ``numpy.random.default_rng
@@ -44,19 +45,79 @@ Rng = np.random.Generator
 # Phrases (our own; not the development corpora's)
 # ---------------------------------------------------------------------------------------
 
-NAMES = ["Dana", "Priya", "Tom", "Keiko", "Omar", "Lena", "Victor", "Grace", "Mateo", "Ines",
-         "Walt", "Nadia", "Felix", "Rosa", "Hank", "Yuki", "Sean", "Bea", "Arjun", "Mo"]
-BUSINESSES = ["Riverside Plumbing", "Northgate Insurance", "Sunny Day Care", "Maple Street Clinic",
-              "Harbor Light Dental", "Granite Auto Repair", "Cedar Law Office", "Bluebird Bakery",
-              "Summit Physical Therapy", "Lakeview Property Management", "Evergreen Vet Clinic"]
+NAMES = [
+    "Dana",
+    "Priya",
+    "Tom",
+    "Keiko",
+    "Omar",
+    "Lena",
+    "Victor",
+    "Grace",
+    "Mateo",
+    "Ines",
+    "Walt",
+    "Nadia",
+    "Felix",
+    "Rosa",
+    "Hank",
+    "Yuki",
+    "Sean",
+    "Bea",
+    "Arjun",
+    "Mo",
+]
+BUSINESSES = [
+    "Riverside Plumbing",
+    "Northgate Insurance",
+    "Sunny Day Care",
+    "Maple Street Clinic",
+    "Harbor Light Dental",
+    "Granite Auto Repair",
+    "Cedar Law Office",
+    "Bluebird Bakery",
+    "Summit Physical Therapy",
+    "Lakeview Property Management",
+    "Evergreen Vet Clinic",
+]
 
-HUMAN_SHORT = ["Hello?", "Hello.", "Hi.", "Yes?", "Yeah?", "Hello, {n} speaking.", "Hi, this is {n}.",
-               "Yep, hello.", "Hello, who is it?", "{n} here.", "Hey.", "Good afternoon.",
-               "Hello, yes?", "Uh, hello?", "Morning.", "Yeah, hello.", "This is {n}.",
-               "Hi there.", "Who's calling?", "Hello, {n}'s phone.", "Speaking.", "Hiya.",
-               "Yes, hello?", "Go ahead.", "Hello there."]
-HUMAN_SECOND = ["Hello?", "Is anyone there?", "Hello, can you hear me?", "Who is this?",
-                "Hello? Anybody?", "Are you there?", "Hi, hello?", "Yes, hello?"]
+HUMAN_SHORT = [
+    "Hello?",
+    "Hello.",
+    "Hi.",
+    "Yes?",
+    "Yeah?",
+    "Hello, {n} speaking.",
+    "Hi, this is {n}.",
+    "Yep, hello.",
+    "Hello, who is it?",
+    "{n} here.",
+    "Hey.",
+    "Good afternoon.",
+    "Hello, yes?",
+    "Uh, hello?",
+    "Morning.",
+    "Yeah, hello.",
+    "This is {n}.",
+    "Hi there.",
+    "Who's calling?",
+    "Hello, {n}'s phone.",
+    "Speaking.",
+    "Hiya.",
+    "Yes, hello?",
+    "Go ahead.",
+    "Hello there.",
+]
+HUMAN_SECOND = [
+    "Hello?",
+    "Is anyone there?",
+    "Hello, can you hear me?",
+    "Who is this?",
+    "Hello? Anybody?",
+    "Are you there?",
+    "Hi, hello?",
+    "Yes, hello?",
+]
 HUMAN_BUSINESS = [
     "Good afternoon, {b}, {n} speaking, how may I help you?",
     "{b}, this is {n}, what can I do for you today?",
@@ -66,10 +127,21 @@ HUMAN_BUSINESS = [
     "{b}, {n} speaking, how can I direct your call?",
     "Hello, {b}, this is {n}, are you calling about an appointment?",
 ]
-HUMAN_SENTENCES = ["Sorry, I was outside.", "Hold on a second.", "Just a moment.", "Yes, I'm here.",
-                   "What is this about?", "Can you speak up?", "I can barely hear you.",
-                   "Okay, I'm listening.", "Let me turn the TV down.", "Sure, go on.",
-                   "Who did you want?", "That's right.", "Is this about the delivery?"]
+HUMAN_SENTENCES = [
+    "Sorry, I was outside.",
+    "Hold on a second.",
+    "Just a moment.",
+    "Yes, I'm here.",
+    "What is this about?",
+    "Can you speak up?",
+    "I can barely hear you.",
+    "Okay, I'm listening.",
+    "Let me turn the TV down.",
+    "Sure, go on.",
+    "Who did you want?",
+    "That's right.",
+    "Is this about the delivery?",
+]
 
 MACHINE_PERSONAL = [
     "Hi, you've reached {n}. I can't take your call right now. Please leave a message and I'll get back to you.",
@@ -95,9 +167,16 @@ MACHINE_CARRIER = [
     "The mailbox for {d} is full and cannot accept messages at this time. Goodbye.",
     "Please leave a message for {d} after the tone. To send a numeric page, press five.",
 ]
-MACHINE_SHORT = ["Please leave a message.", "Leave a message.", "Not here, leave a message.",
-                 "It's {n}, leave a message.", "Talk after the beep.", "Leave your name and number.",
-                 "{n}. Message please.", "Record your message."]
+MACHINE_SHORT = [
+    "Please leave a message.",
+    "Leave a message.",
+    "Not here, leave a message.",
+    "It's {n}, leave a message.",
+    "Talk after the beep.",
+    "Leave your name and number.",
+    "{n}. Message please.",
+    "Record your message.",
+]
 MACHINE_PARTS = [
     ("Hi, you've reached {n}.", "I'm in a meeting until three.", "Leave a message after the tone."),
     ("Hello, {b}.", "Our offices are closed today.", "Please call back tomorrow."),
@@ -110,14 +189,63 @@ INTERCEPTS = [
     "All circuits are busy now. Please try your call again later.",
     "The number you have called is not in service. Please check the number.",
 ]
-DIGITS = ["five five five, one two one two", "two zero one, four four three", "eight one eight, seven zero zero nine"]
+DIGITS = [
+    "five five five, one two one two",
+    "two zero one, four four three",
+    "eight one eight, seven zero zero nine",
+]
 
-ESPEAK_BASES = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-us-nyc", "en-029",
-                "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
-ESPEAK_VARIANTS = ["", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
-                   "klatt", "klatt2", "klatt3", "klatt5", "klatt6", "Andy", "Annie", "Alicia",
-                   "belinda", "david", "john", "linda", "max", "michel", "paul", "pablo", "robert",
-                   "steph", "Mike", "anika", "aunty", "edward", "gustave", "iven", "norbert", "quincy"]
+ESPEAK_BASES = [
+    "en-us",
+    "en",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-us-nyc",
+    "en-029",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+]
+ESPEAK_VARIANTS = [
+    "",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt5",
+    "klatt6",
+    "Andy",
+    "Annie",
+    "Alicia",
+    "belinda",
+    "david",
+    "john",
+    "linda",
+    "max",
+    "michel",
+    "paul",
+    "pablo",
+    "robert",
+    "steph",
+    "Mike",
+    "anika",
+    "aunty",
+    "edward",
+    "gustave",
+    "iven",
+    "norbert",
+    "quincy",
+]
 FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]
 
 
@@ -169,17 +297,23 @@ def tts(text: str, v: Voice) -> np.ndarray:
     """Synthesize ``text`` with ``v``, trimmed of leading/trailing silence, at 8 kHz."""
     if v.engine == "flite":
         with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-            subprocess.run(["flite", "-voice", v.name, "-t", text, "-o", f.name],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["flite", "-voice", v.name, "-t", text, "-o", f.name],
+                check=True,
+                capture_output=True,
+            )
             x, rate = read_wav_bytes(Path(f.name).read_bytes())
     else:
-        out = subprocess.run(["espeak-ng", "-v", v.name, "-s", str(v.speed), "-p", str(v.pitch),
-                              "--stdout", text], check=True, capture_output=True).stdout
+        out = subprocess.run(
+            ["espeak-ng", "-v", v.name, "-s", str(v.speed), "-p", str(v.pitch), "--stdout", text],
+            check=True,
+            capture_output=True,
+        ).stdout
         x, rate = read_wav_bytes(out)
     y = to_8k(x, rate)
     nz = np.flatnonzero(np.abs(y) > 0.01 * (np.abs(y).max() + 1e-9))
     if nz.size:
-        y = y[max(nz[0] - 40, 0): nz[-1] + 40]
+        y = y[max(nz[0] - 40, 0) : nz[-1] + 40]
     return y
 
 
@@ -193,7 +327,7 @@ def active_rms(x: np.ndarray) -> float:
     if n == 0:
         return rms(x)
     e = np.mean(x[: n * 160].reshape(n, 160) ** 2, axis=1)
-    e = np.sort(e)[n // 2:]
+    e = np.sort(e)[n // 2 :]
     return float(np.sqrt(np.mean(e) + 1e-20))
 
 
@@ -231,7 +365,9 @@ def pink(rng: Rng, n: int) -> np.ndarray:
 def hum(rng: Rng, n: int) -> np.ndarray:
     f0 = 50.0 if rng.random() < 0.5 else 60.0
     t = np.arange(n) / RATE
-    y = sum((1.0 / h) * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.28)) for h in (1, 2, 3, 5, 7))
+    y = sum(
+        (1.0 / h) * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.28)) for h in (1, 2, 3, 5, 7)
+    )
     return y / rms(y)
 
 
@@ -268,7 +404,11 @@ def music(rng: Rng, n: int) -> np.ndarray:
     pos = 0
     while pos < n:
         deg = int(rng.integers(0, 7))
-        chord = [scale[deg % 7], scale[(deg + 2) % 7] + 12 * ((deg + 2) // 7), scale[(deg + 4) % 7] + 12 * ((deg + 4) // 7)]
+        chord = [
+            scale[deg % 7],
+            scale[(deg + 2) % 7] + 12 * ((deg + 2) // 7),
+            scale[(deg + 4) % 7] + 12 * ((deg + 4) // 7),
+        ]
         dur = beat * int(rng.choice([2, 4]))
         t = np.arange(dur) / RATE
         env = np.exp(-t * rng.uniform(1.0, 3.0))
@@ -276,14 +416,16 @@ def music(rng: Rng, n: int) -> np.ndarray:
             f = root * 2 ** (semi / 12)
             for h, a in ((1, 1.0), (2, 0.4), (3, 0.2)):
                 if f * h < 3500:
-                    y[pos:pos + dur] += 0.2 * a * np.sin(2 * np.pi * f * h * t) * env
+                    y[pos : pos + dur] += 0.2 * a * np.sin(2 * np.pi * f * h * t) * env
         for j in range(dur // beat):  # melody, one note per beat
             semi = scale[int(rng.integers(0, 7))] + 12 * int(rng.integers(1, 3))
             f = root * 2 ** (semi / 12)
             tt = np.arange(beat) / RATE
             e2 = np.exp(-tt * rng.uniform(2, 6))
             s = pos + j * beat
-            y[s:s + beat] += 0.25 * (np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(4 * np.pi * f * tt)) * e2
+            y[s : s + beat] += (
+                0.25 * (np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(4 * np.pi * f * tt)) * e2
+            )
         pos += dur
     y = y[:n]
     # Slow dynamics (swells and fades of up to ~15 dB), as real intros and hold music have.
@@ -303,7 +445,9 @@ def loop_to(x: np.ndarray, n: int) -> np.ndarray:
 def babble(rng: Rng, n: int, talkers: int) -> np.ndarray:
     y = np.zeros(n)
     for _ in range(talkers):
-        texts = " ".join(fill(str(rng.choice(HUMAN_SENTENCES + MACHINE_PERSONAL)), rng) for _ in range(2))
+        texts = " ".join(
+            fill(str(rng.choice(HUMAN_SENTENCES + MACHINE_PERSONAL)), rng) for _ in range(2)
+        )
         s = tts(texts, random_voice(rng))
         s = np.roll(loop_to(s, n), int(rng.integers(0, n)))
         y += s / (active_rms(s) + 1e-9)
@@ -311,8 +455,10 @@ def babble(rng: Rng, n: int, talkers: int) -> np.ndarray:
 
 
 def tv(rng: Rng, n: int) -> np.ndarray:
-    s = tts(" ".join(fill(str(rng.choice(MACHINE_BUSINESS + MACHINE_CARRIER)), rng) for _ in range(2)),
-            random_voice(rng))
+    s = tts(
+        " ".join(fill(str(rng.choice(MACHINE_BUSINESS + MACHINE_CARRIER)), rng) for _ in range(2)),
+        random_voice(rng),
+    )
     s = loop_to(s, n)
     s = s / (active_rms(s) + 1e-9)
     if rng.random() < 0.5:
@@ -399,7 +545,7 @@ class Builder:
         for p, x in self.parts:
             m = min(len(x), n - p)
             if m > 0:
-                y[p:p + m] += x[:m]
+                y[p : p + m] += x[:m]
         return y
 
 
@@ -430,7 +576,11 @@ def beep_signal(rng: Rng) -> tuple[np.ndarray, dict[str, Any]]:
             if i < k - 1:
                 parts.append(np.zeros(int(off * RATE / 1000)))
         x = np.concatenate(parts)
-        return x, {"beepShape": shape, "beepHz": [round(f0, 1)], "beepMs": int(len(x) * 1000 / RATE)}
+        return x, {
+            "beepShape": shape,
+            "beepHz": [round(f0, 1)],
+            "beepMs": int(len(x) * 1000 / RATE),
+        }
     f0 = min(f0, 1500.0)
     f1 = f0 * rng.uniform(1.25, 1.8)
     a = rng.uniform(100, 500)
@@ -439,9 +589,17 @@ def beep_signal(rng: Rng) -> tuple[np.ndarray, dict[str, Any]]:
     return x, {"beepShape": shape, "beepHz": [round(f0, 1), round(f1, 1)], "beepMs": int(a + b)}
 
 
-def finish_clip(rng: Rng, b: Builder, label: str, case: str, total_ms: float,
-                beep_ms: int | None = None, snr: tuple[float, float] = (25, 45),
-                extra: np.ndarray | None = None, meta: dict[str, Any] | None = None) -> Clip:
+def finish_clip(
+    rng: Rng,
+    b: Builder,
+    label: str,
+    case: str,
+    total_ms: float,
+    beep_ms: int | None = None,
+    snr: tuple[float, float] = (25, 45),
+    extra: np.ndarray | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Clip:
     y = b.render(total_ms)
     if extra is not None:
         y[: len(extra)] += extra[: len(y)]
@@ -503,7 +661,11 @@ def human(rng: Rng, case: str) -> Clip:
         b.say(fill(str(rng.choice(HUMAN_SHORT + HUMAN_SENTENCES[:4])), rng), v)
         n = int(max(total, b.pos * 1000 / RATE) * RATE / 1000)
         kind = str(rng.choice(["tv", "music", "babble"]))
-        bg = tv(rng, n) if kind == "tv" else (music(rng, n) if kind == "music" else babble(rng, n, int(rng.integers(2, 5))))
+        bg = (
+            tv(rng, n)
+            if kind == "tv"
+            else (music(rng, n) if kind == "music" else babble(rng, n, int(rng.integers(2, 5))))
+        )
         bg_snr = rng.uniform(10, 20)
         extra = set_level(bg, b.level - bg_snr)
         meta.update(background=kind, bgSnrDb=round(bg_snr, 1))
@@ -512,7 +674,12 @@ def human(rng: Rng, case: str) -> Clip:
         b.gap(rng.uniform(100, 800))
         text = fill(str(rng.choice(HUMAN_SHORT)), rng)
         s = tts(text, v)
-        s = reverb(rng, lowpass(band(s, 200, 3500), rng.uniform(1900, 2600)), rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.5))
+        s = reverb(
+            rng,
+            lowpass(band(s, 200, 3500), rng.uniform(1900, 2600)),
+            rng.uniform(0.3, 0.7),
+            rng.uniform(0.3, 0.5),
+        )
         s = set_level(s, b.level)
         b.speech.append((b.ms(b.pos), b.ms(b.pos + len(s)), text))
         b.put(s)
@@ -530,7 +697,9 @@ def machine(rng: Rng, case: str) -> Clip:
     b = Builder(rng)
     v = random_voice(rng, slow=case == "short")
     meta: dict[str, Any] = {"voice": v.describe(), "speed": v.speed}
-    want_beep = {"short": True, "carrier": True, "no-beep": False}.get(case, bool(rng.random() < 0.5))
+    want_beep = {"short": True, "carrier": True, "no-beep": False}.get(
+        case, bool(rng.random() < 0.5)
+    )
     extra = None
     b.gap(rng.uniform(50, 800))
     if case == "long":
@@ -541,7 +710,9 @@ def machine(rng: Rng, case: str) -> Clip:
     elif case == "carrier":
         b.say(fill(str(rng.choice(MACHINE_CARRIER)), rng), v)
     elif case == "no-beep":
-        b.say(fill(str(rng.choice(MACHINE_PERSONAL + MACHINE_BUSINESS + MACHINE_SHORT[:2])), rng), v)
+        b.say(
+            fill(str(rng.choice(MACHINE_PERSONAL + MACHINE_BUSINESS + MACHINE_SHORT[:2])), rng), v
+        )
     elif case == "pauses":
         parts = MACHINE_PARTS[int(rng.integers(0, len(MACHINE_PARTS)))]
         for i, p in enumerate(parts):
@@ -560,7 +731,9 @@ def machine(rng: Rng, case: str) -> Clip:
         i0 = int(intro * RATE / 1000)
         mm[:i0] = set_level(m, b.level - rng.uniform(0, 4))[:i0]
         if under:
-            mm[i0:] = set_level(m, b.level - (mus_snr if case == "music-under" else rng.uniform(14, 20)))[i0:]
+            mm[i0:] = set_level(
+                m, b.level - (mus_snr if case == "music-under" else rng.uniform(14, 20))
+            )[i0:]
         extra = mm
         meta.update(music=True, intro=intro, under=under)
     beep_ms = None
@@ -582,8 +755,8 @@ def cng(rng: Rng, n: int, start_ms: float, freq: float, amp: float) -> np.ndarra
     while pos < n:
         if pos + len(burst) > 0:
             a = max(pos, 0)
-            seg = burst[a - pos:]
-            y[a:a + len(seg)] = seg[: n - a]
+            seg = burst[a - pos :]
+            y[a : a + len(seg)] = seg[: n - a]
         pos += int(3.5 * RATE)
     return y
 
@@ -618,7 +791,7 @@ def fax(rng: Rng, case: str) -> Clip:
             y *= 1 + 0.2 * np.sin(2 * np.pi * 15 * t)
         x = np.zeros(n)
         s = int(start * RATE / 1000)
-        x[s:s + m] = y[: max(0, n - s)]
+        x[s : s + m] = y[: max(0, n - s)]
         if rng.random() < 0.5:  # V.21 HDLC flags after CED: 300 bd FSK 1650/1850 Hz
             bits = np.tile([0, 1, 1, 1, 1, 1, 1, 0], 400)
             spb = RATE // 300
@@ -627,7 +800,7 @@ def fax(rng: Rng, case: str) -> Clip:
             k = min(len(fr), n - p0)
             if k > 0:
                 phase = 2 * np.pi * np.cumsum(fr[:k]) / RATE
-                x[p0:p0 + k] = amp * 0.8 * np.sin(phase)
+                x[p0 : p0 + k] = amp * 0.8 * np.sin(phase)
         meta.update(cedStartMs=int(start), cedMs=int(dur))
     b.put(x)
     return finish_clip(rng, b, "fax", case, total, None, snr, meta=meta)
@@ -654,8 +827,13 @@ def unknown(rng: Rng, case: str) -> Clip:
         n = int(total * RATE / 1000)
         kind = str(rng.choice(["digital-silence", "white", "brown", "hum", "pink"]))
         lvl = rng.uniform(-70, -40)
-        x = {"digital-silence": lambda: np.zeros(n), "white": lambda: white(rng, n),
-             "brown": lambda: brown(rng, n), "hum": lambda: hum(rng, n), "pink": lambda: pink(rng, n)}[kind]()
+        x = {
+            "digital-silence": lambda: np.zeros(n),
+            "white": lambda: white(rng, n),
+            "brown": lambda: brown(rng, n),
+            "hum": lambda: hum(rng, n),
+            "pink": lambda: pink(rng, n),
+        }[kind]()
         b.put(x * 10 ** (lvl / 20))
         meta["kind"] = kind
         return finish_clip(rng, b, "unknown", case, total, None, (60, 80), meta=meta)
@@ -681,14 +859,33 @@ def unknown(rng: Rng, case: str) -> Clip:
 
 
 CASES: dict[str, list[tuple[str, float]]] = {
-    "human": [("short", 3), ("business", 1), ("hello-pause-hello", 1), ("two-sentences", 1),
-              ("late-hello", 1), ("background", 1), ("far", 1)],
-    "machine": [("long", 3), ("short", 1), ("carrier", 1), ("pauses", 1), ("music-under", 1),
-                ("music-intro", 1), ("no-beep", 1)],
+    "human": [
+        ("short", 3),
+        ("business", 1),
+        ("hello-pause-hello", 1),
+        ("two-sentences", 1),
+        ("late-hello", 1),
+        ("background", 1),
+        ("far", 1),
+    ],
+    "machine": [
+        ("long", 3),
+        ("short", 1),
+        ("carrier", 1),
+        ("pauses", 1),
+        ("music-under", 1),
+        ("music-intro", 1),
+        ("no-beep", 1),
+    ],
     "fax": [("cng", 2), ("cng-noisy", 1), ("cng-late", 1), ("ced", 1), ("ansam", 1)],
     "unknown": [("noise", 2), ("dead-air", 1), ("sit", 1), ("sit+intercept", 1)],
 }
-MAKERS: dict[str, Callable[[Rng, str], Clip]] = {"human": human, "machine": machine, "fax": fax, "unknown": unknown}
+MAKERS: dict[str, Callable[[Rng, str], Clip]] = {
+    "human": human,
+    "machine": machine,
+    "fax": fax,
+    "unknown": unknown,
+}
 LABELS = ("human", "machine", "fax", "unknown")
 
 
@@ -721,13 +918,21 @@ def _make_and_write(args: tuple[int, int, str]) -> dict[str, Any]:
     clip = make_clip(seed, i)
     name = f"g{seed}_{clip.label}_{i:05d}.wav"
     write_wav(Path(out) / name, clip.audio)
-    return {"file": name, "label": clip.label, "case": clip.case,
-            "beep": clip.beep_ms is not None, "beepStartMs": clip.beep_ms,
-            "durationMs": int(len(clip.audio) * 1000 / RATE), **clip.meta}
+    return {
+        "file": name,
+        "label": clip.label,
+        "case": clip.case,
+        "beep": clip.beep_ms is not None,
+        "beepStartMs": clip.beep_ms,
+        "durationMs": int(len(clip.audio) * 1000 / RATE),
+        **clip.meta,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("out", type=Path)
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
@@ -746,8 +951,14 @@ def main(argv: list[str] | None = None) -> int:
         wr = csv.writer(f)
         wr.writerow(["file", "label", "beep", "beepStartMs"])
         for r in rows:
-            wr.writerow([r["file"], r["label"], "true" if r["beep"] else "false",
-                         "" if r["beepStartMs"] is None else r["beepStartMs"]])
+            wr.writerow(
+                [
+                    r["file"],
+                    r["label"],
+                    "true" if r["beep"] else "false",
+                    "" if r["beepStartMs"] is None else r["beepStartMs"],
+                ]
+            )
     with open(a.out / "meta.jsonl", "w") as f:
         for r in rows:
             f.write(json.dumps(r, sort_keys=True) + "\n")

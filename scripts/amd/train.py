@@ -46,8 +46,9 @@ FRAME = 160
 FILLER = ["the", "a", "and", "uh", "to", "you", "it", "oh", "in", "is"]
 
 
-def transcript_at(clip: generate.Clip, t_ms: int, rng: np.random.Generator, latency: int,
-                  drop: float, sub: float) -> str:
+def transcript_at(
+    clip: generate.Clip, t_ms: int, rng: np.random.Generator, latency: int, drop: float, sub: float
+) -> str:
     """Simulated recognizer output at ``t_ms``: words finished ``latency`` ms ago."""
     words: list[str] = []
     for start, end, text in clip.speech_ms:
@@ -84,7 +85,7 @@ def snapshots(args: tuple[int, int, int, int, float]) -> tuple[str, str, np.ndar
     rows = []
     for i in range(n):
         now = (i + 1) * 20
-        fe.push(audio[i * FRAME:(i + 1) * FRAME], now)
+        fe.push(audio[i * FRAME : (i + 1) * FRAME], now)
         last = i == n - 1
         if now > horizon_ms:
             break
@@ -106,36 +107,55 @@ def export(clf: Any, classes: tuple[str, ...]) -> dict[str, Any]:
     """The fitted HistGradientBoostingClassifier as the JSON model document."""
     trees = []
     depth = 0
-    for stage in clf._predictors:  # noqa: SLF001 - sklearn has no public tree export for HGB
+    for stage in clf._predictors:
         for k, pred in enumerate(stage):
             nodes = pred.nodes
             leaf = nodes["is_leaf"].astype(bool)
             feat = np.where(leaf, -1, nodes["feature_idx"]).astype(int)
-            trees.append({
-                "class": k,
-                "feature": feat.tolist(),
-                "threshold": [float(v) for v in nodes["num_threshold"]],
-                "left": nodes["left"].astype(int).tolist(),
-                "right": nodes["right"].astype(int).tolist(),
-                "value": [float(v) for v in nodes["value"]],
-            })
+            trees.append(
+                {
+                    "class": k,
+                    "feature": feat.tolist(),
+                    "threshold": [float(v) for v in nodes["num_threshold"]],
+                    "left": nodes["left"].astype(int).tolist(),
+                    "right": nodes["right"].astype(int).tolist(),
+                    "value": [float(v) for v in nodes["value"]],
+                }
+            )
             depth = max(depth, int(nodes["depth"].max()))
-    baseline = np.asarray(clf._baseline_prediction, dtype=float).ravel()  # noqa: SLF001
-    return {"kind": "gbt", "version": 1, "classes": list(classes), "features": list(FEATURE_NAMES),
-            "baseline": baseline.tolist(), "depth": depth, "trees": trees}
+    baseline = np.asarray(clf._baseline_prediction, dtype=float).ravel()
+    return {
+        "kind": "gbt",
+        "version": 1,
+        "classes": list(classes),
+        "features": list(FEATURE_NAMES),
+        "baseline": baseline.tolist(),
+        "depth": depth,
+        "trees": trees,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--count", type=int, default=2400, help="clips to generate (all classes)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--step-ms", type=int, default=100)
     ap.add_argument("--horizon-ms", type=int, default=8000)
-    ap.add_argument("--transcripts", type=float, default=0.3, help="share of clips with a transcript")
+    ap.add_argument(
+        "--transcripts", type=float, default=0.3, help="share of clips with a transcript"
+    )
     ap.add_argument("--iters", type=int, default=250)
     ap.add_argument("--leaves", type=int, default=15)
     ap.add_argument("--depth", type=int, default=5)
+    ap.add_argument(
+        "--human-weight",
+        type=float,
+        default=2.0,
+        help="relative weight of human clips: calling a person a machine costs more",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny run for CI (about 30 s)")
     ap.add_argument("--out", type=Path, default=ROOT / "src" / "dialflow" / "amd" / "model.json")
     a = ap.parse_args(argv)
@@ -167,17 +187,38 @@ def main(argv: list[str] | None = None) -> int:
         m = y == k
         if m.any():
             w[m] *= len(y) / (len(CLASSES) * w[m].sum())
-    print(f"snapshots: {len(y)} from {len(xs)} clips in {time.time() - t0:.1f}s; "
-          f"per class {np.bincount(y, minlength=3).tolist()}", file=sys.stderr)
+    w[y == CLASSES.index("human")] *= a.human_weight
+    print(
+        f"snapshots: {len(y)} from {len(xs)} clips in {time.time() - t0:.1f}s; "
+        f"per class {np.bincount(y, minlength=3).tolist()}",
+        file=sys.stderr,
+    )
     clf = HistGradientBoostingClassifier(
-        max_iter=a.iters, learning_rate=0.08, max_leaf_nodes=a.leaves, max_depth=a.depth,
-        l2_regularization=1.0, min_samples_leaf=40, random_state=a.seed)
+        max_iter=a.iters,
+        learning_rate=0.08,
+        max_leaf_nodes=a.leaves,
+        max_depth=a.depth,
+        l2_regularization=1.0,
+        min_samples_leaf=40,
+        random_state=a.seed,
+    )
     clf.fit(x, y, sample_weight=w)
     doc = export(clf, CLASSES)
-    doc["meta"] = {"seed": a.seed, "clips": len(xs), "snapshots": int(len(y)), "iters": a.iters,
-                   "leaves": a.leaves, "depth": a.depth, "step_ms": a.step_ms,
-                   "horizon_ms": a.horizon_ms, "transcripts": a.transcripts, "quick": a.quick,
-                   "trainer": "sklearn.HistGradientBoostingClassifier"}
+    doc["meta"] = {
+        "seed": a.seed,
+        "clips": len(xs),
+        "snapshots": int(len(y)),
+        "iters": a.iters,
+        "leaves": a.leaves,
+        "depth": a.depth,
+        "step_ms": a.step_ms,
+        "horizon_ms": a.horizon_ms,
+        "transcripts": a.transcripts,
+        "quick": a.quick,
+        "human_weight": a.human_weight,
+        "count": a.count,
+        "trainer": "sklearn.HistGradientBoostingClassifier",
+    }
     model = TreeModel.from_dict(doc)
     idx = np.random.default_rng(0).choice(len(y), size=min(300, len(y)), replace=False)
     ref = clf.predict_proba(x[idx])
@@ -189,9 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     acc = float((clf.predict(x) == y).mean())
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(doc, separators=(",", ":")))
-    print(f"model: {len(doc['trees'])} trees, depth {doc['depth']}, train snapshot accuracy "
-          f"{acc:.3f}, wrote {a.out} ({a.out.stat().st_size // 1024} KiB) in {time.time() - t0:.1f}s",
-          file=sys.stderr)
+    print(
+        f"model: {len(doc['trees'])} trees, depth {doc['depth']}, train snapshot accuracy "
+        f"{acc:.3f}, wrote {a.out} ({a.out.stat().st_size // 1024} KiB) in {time.time() - t0:.1f}s",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -185,7 +185,11 @@ class AmdDetector:
         return d is not None and d.result is AmdResult.MACHINE and self._cfg.detect_beep
 
     def _take_beeps(self, beeps: list[Beep]) -> None:
-        if self._beep is None and beeps and self._fe.stats.speech_ms >= self._cfg.beep_min_prior_speech_ms:
+        if (
+            self._beep is None
+            and beeps
+            and self._fe.stats.speech_ms >= self._cfg.beep_min_prior_speech_ms
+        ):
             self._beep = beeps[0]
 
     def _emit_beep(self, now_ms: int, events: list[AmdEvent]) -> None:

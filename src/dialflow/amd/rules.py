@@ -10,12 +10,12 @@ when the model would wait too long. Every threshold is a field of :class:`AmdCon
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from dialflow.amd.features import IDX
 
 
-class AmdResult(str, Enum):
+class AmdResult(StrEnum):
     """Values of ``amd.result``."""
 
     HUMAN = "human"
@@ -48,7 +48,7 @@ class AmdConfig:
     recording with no breath pauses)."""
     max_utterances: int = 6
     """This many utterances without a decision: ``machine`` (``many_words``)."""
-    min_human_silence_ms: int = 300
+    min_human_silence_ms: int = 440
     """Silence after the last word before the model may call a person (a person who said
     "hello" waits for an answer; a greeting runs on)."""
     max_human_word_ms: int = 1300
@@ -60,7 +60,7 @@ class AmdConfig:
     best guess between human and machine (``after_greeting_silence``)."""
 
     # -- model decision thresholds ------------------------------------------------------
-    human_confidence: float = 0.85
+    human_confidence: float = 0.9
     """P(human) needed to decide ``human`` (after ``min_human_silence_ms``)."""
     machine_confidence: float = 0.9
     """P(machine) needed to decide ``machine``; high because calling a person a machine is

@@ -202,11 +202,18 @@ def _default_flow_runner(settings: Settings) -> FlowRunner | None:
         from ..flows.executor import FlowExecutor
     except ImportError:
         return None
-    return FlowExecutor(data_dir=settings.data_dir)  # type: ignore[no-any-return]
+    return FlowExecutor(
+        data_dir=settings.data_dir,
+        media_dir=settings.flows_dir,
+        http_allow_private=settings.webhook_allow_private,
+    )
 
 
 async def _stop(state: AppState) -> None:
     await state.service.stop()
+    speech = getattr(state.service.flow_runner, "_speech", None)
+    if speech is not None:
+        await speech.aclose()
     await state.dispatcher.stop()
     await state.endpoint.close()
     await state.store.close()

@@ -76,9 +76,11 @@ class SpectrumAnalyzer:
 
     def __init__(self) -> None:
         n = np.arange(WINDOW, dtype=np.float64)
-        self._win: FloatArray = 0.5 - 0.5 * np.cos(2.0 * np.pi * (n + 0.5) / WINDOW)
+        self._win: FloatArray = np.asarray(
+            0.5 - 0.5 * np.cos(2.0 * np.pi * (n + 0.5) / WINDOW), dtype=np.float64
+        )
         self._buf: FloatArray = np.zeros(WINDOW, dtype=np.float64)
-        self._freqs: FloatArray = np.fft.rfftfreq(NFFT, 1.0 / SAMPLE_RATE)
+        self._freqs: FloatArray = np.asarray(np.fft.rfftfreq(NFFT, 1.0 / SAMPLE_RATE), np.float64)
         self._lo = int(np.searchsorted(self._freqs, BAND_LOW_HZ))
         hi = int(np.searchsorted(self._freqs, BAND_HIGH_HZ))
         self._band = slice(self._lo, hi)

@@ -23,7 +23,6 @@ import numpy.typing as npt
 from dialflow.dsp.goertzel import GoertzelBank
 from dialflow.dsp.spectrum import FRAME_MS, FrameSpectrum, SpectrumAnalyzer
 
-
 # ---------------------------------------------------------------------------------------
 # Generic tone segments from the spectral peak
 # ---------------------------------------------------------------------------------------
@@ -291,9 +290,13 @@ class KnownToneDetector:
         cfg = self.cfg
         dur = run.end_ms - run.start_ms
         if fam is KnownTone.CNG:
-            return KnownToneEvent("cng", run.start_ms, run.end_ms) if dur >= cfg.cng_min_ms else None
+            return (
+                KnownToneEvent("cng", run.start_ms, run.end_ms) if dur >= cfg.cng_min_ms else None
+            )
         if fam is KnownTone.CED:
-            return KnownToneEvent("ced", run.start_ms, run.end_ms) if dur >= cfg.ced_min_ms else None
+            return (
+                KnownToneEvent("ced", run.start_ms, run.end_ms) if dur >= cfg.ced_min_ms else None
+            )
         if fam is not KnownTone.SIT_HIGH or dur < _SIT_CONFIRM_MS:
             return None
         # SIT needs all three segments in order (low, middle, high), back to back: a rising
@@ -351,12 +354,21 @@ class BeepConfig:
 
 @dataclass(slots=True, frozen=True)
 class Beep:
-    """A detected beep: ``start_ms`` is the start of its first tone, ``end_ms`` the end of its last."""
+    """A detected beep: ``start_ms`` is where its first tone starts, ``end_ms`` where its
+    last one ends."""
 
     start_ms: int
     end_ms: int
     freq_hz: float
     tones: int
+
+
+_SAME_TONE = 0.01
+"""Relative frequency difference below which two segments are the same tone."""
+_TONE_JUMP = 0.08
+"""Relative frequency step above which the next segment is a new tone (two-tone beeps)."""
+_MULTI_BEEP_GAP_MS = 40
+"""Repeated short beeps are separated by silence; a tone split without a gap is drifting."""
 
 
 class BeepGrouper:
@@ -378,37 +390,48 @@ class BeepGrouper:
         """Start of the open group (-1 when none)."""
         return self._group[0].start_ms if self._group else -1
 
-    def _fits(self, seg: ToneSegment) -> bool:
+    def _starts(self, seg: ToneSegment) -> bool:
         cfg = self._cfg
-        if seg.duration_ms < cfg.min_segment_ms:
-            return False
-        if not self._group:
-            return (
-                cfg.min_hz <= seg.freq_hz <= cfg.max_hz
-                and seg.level_db - seg.pre_db >= cfg.min_rise_db
-            )
-        prev = self._group[-1]
-        ratio = seg.freq_hz / prev.freq_hz
         return (
-            seg.start_ms - prev.end_ms <= cfg.max_inner_gap_ms
-            and 1.0 / cfg.max_step <= ratio <= cfg.max_step
+            seg.duration_ms >= cfg.min_segment_ms
+            and cfg.min_hz <= seg.freq_hz <= cfg.max_hz
+            and seg.level_db - seg.pre_db >= cfg.min_rise_db
         )
 
     def add(self, seg: ToneSegment) -> Beep | None:
-        """Add a closed tone segment; returns a finished beep if this segment cannot join it."""
-        if seg.duration_ms < self._cfg.min_segment_ms:
+        """Add a closed tone segment; returns a beep that this segment shows to be over."""
+        cfg = self._cfg
+        if not self._group:
+            if self._starts(seg):
+                self._group.append(seg)
             return None
-        if self._fits(seg):
-            self._group.append(seg)
-            return None
-        done = self._finish()
-        if self._fits(seg):
-            self._group.append(seg)
-        return done
+        prev = self._group[-1]
+        gap = seg.start_ms - prev.end_ms
+        if gap > cfg.max_inner_gap_ms:
+            done = self._finish()
+            if self._starts(seg):
+                self._group.append(seg)
+            return done
+        step = abs(seg.freq_hz / prev.freq_hz - 1.0)
+        if step <= _SAME_TONE and gap >= _MULTI_BEEP_GAP_MS:
+            self._group.append(seg)  # another short beep of the same tone
+        elif (
+            _TONE_JUMP <= step and 1.0 / cfg.max_step <= seg.freq_hz / prev.freq_hz <= cfg.max_step
+        ):
+            self._group.append(seg)  # the second tone of a two-tone beep
+        else:
+            # Adjacent segments a few per cent apart: a gliding tone (a sung or whistled
+            # vowel), which a beep never is. Drop the whole group.
+            self._group = []
+        return None
 
     def tick(self, now_ms: int, tone_open: bool) -> Beep | None:
         """Close the group once ``end_gap_ms`` passed with no tone; returns the beep if valid."""
-        if self._group and not tone_open and now_ms - self._group[-1].end_ms >= self._cfg.end_gap_ms:
+        if (
+            self._group
+            and not tone_open
+            and now_ms - self._group[-1].end_ms >= self._cfg.end_gap_ms
+        ):
             return self._finish()
         return None
 
@@ -439,9 +462,7 @@ class BeepDetector:
 
     __slots__ = ("_analyzer", "_grouper", "_tracker", "_vad_floor")
 
-    def __init__(
-        self, cfg: BeepConfig | None = None, tone_cfg: ToneConfig | None = None
-    ) -> None:
+    def __init__(self, cfg: BeepConfig | None = None, tone_cfg: ToneConfig | None = None) -> None:
         from dialflow.dsp.vad import EnergyVad
 
         self._analyzer = SpectrumAnalyzer()

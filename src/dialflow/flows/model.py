@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -55,6 +55,7 @@ __all__ = [
     "SetNode",
     "TransferNode",
     "WaitForBeepNode",
+    "iter_path",
     "load_flow",
     "parse_document",
 ]
@@ -154,7 +155,13 @@ class NodeBase(_Model):
         return found
 
 
-def iter_path(value: Any, path: tuple[str, ...], prefix: tuple[str | int, ...] = ()) -> Any:
+Location = tuple[Any, ...]
+"""A place in a document: keys and list indexes from the root (or a given prefix)."""
+
+
+def iter_path(
+    value: Any, path: tuple[str, ...], prefix: Location = ()
+) -> Iterator[tuple[Location, Any]]:
     """Yield ``(location, value)`` for each place ``path`` matches in raw data.
 
     Tolerant of any shape (missing keys and wrong types just match nothing),
@@ -165,7 +172,7 @@ def iter_path(value: Any, path: tuple[str, ...], prefix: tuple[str | int, ...] =
         return
     head, rest = path[0], path[1:]
     if head == "**":
-        stack: list[tuple[tuple[str | int, ...], Any]] = [(prefix, value)]
+        stack: list[tuple[Location, Any]] = [(prefix, value)]
         while stack:
             loc, v = stack.pop()
             if isinstance(v, dict):

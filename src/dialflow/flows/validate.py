@@ -207,7 +207,7 @@ class _Validator:
             if len(loc) == 2 and loc[0] == "nodes":
                 code = "invalid_node_id"
                 message = "node ids are 1-64 letters, digits, '_' or '-'"
-            elif len(loc) == 2 and loc[0] == "vars" or (len(loc) == 4 and loc[2] == "values"):
+            elif (len(loc) == 2 and loc[0] == "vars") or (len(loc) == 4 and loc[2] == "values"):
                 code = "invalid_name"
                 message = (
                     "variable names are identifiers: a letter or '_', then letters, digits, '_'"

@@ -84,14 +84,14 @@ def to_8k(samples: npt.ArrayLike, rate: int) -> Int16Array:
     from scipy.signal import resample_poly  # ~0.2 s import, paid once on the first render
 
     g = math.gcd(SAMPLE_RATE, rate)
-    y = resample_poly(x.astype(np.float64), SAMPLE_RATE // g, rate // g)
+    y: npt.NDArray[np.float64] = resample_poly(x.astype(np.float64), SAMPLE_RATE // g, rate // g)
     return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
 
 
 def normalize_level(
     samples: Int16Array, rms_dbfs: float = -20.0, peak_dbfs: float = -1.0
 ) -> Int16Array:
-    """Scale speech to ``rms_dbfs`` (measured over its active part) with peaks at most ``peak_dbfs``.
+    """Scale speech to ``rms_dbfs`` over its active part, with peaks at most ``peak_dbfs``.
 
     Synthetic voices come out anywhere between -28 dBFS (flite ``kal16``) and -17 dBFS
     (``slt``) RMS; a call should not jump in loudness when the voice changes. The RMS is

@@ -65,6 +65,19 @@ _PHONES: Final = frozenset(
 )
 _FLITE_PHONE_MAP: Final = {"AX": "AH", "AXR": "ER"}
 
+TELEPHONE_CMN: Final = (
+    "44.94,29.85,-27.84,46.31,-21.48,5.08,10.91,-20.60,13.33,-12.86,7.48,4.08,-4.52"
+)
+"""Starting cepstral mean for 8 kHz speech upsampled to 16 kHz.
+
+Live decoding normalises features by a running cepstral mean that starts from the
+model's wideband value; telephone audio has nothing above 4 kHz, so the first second or
+two of every utterance were decoded against the wrong mean ("a what a portal" for "press
+one for sales"). This is the mean measured over five flite voices through G.711; starting
+each utterance from it raised streaming word accuracy from 0.56 to 0.85 (docs/speech.md).
+Each utterance starts from it again: the previous utterance was another call.
+"""
+
 
 @dataclass(slots=True, frozen=True)
 class Transcript:
@@ -93,6 +106,8 @@ class DecoderSettings:
     hmm: str | None = None
     lm: str | None = None
     dict: str | None = None
+    cmn_init: str | None = TELEPHONE_CMN
+    """Cepstral mean each utterance starts from (None: keep the decoder's running mean)."""
     extra: tuple[tuple[str, Any], ...] = ()
     """Further pocketsphinx options, e.g. (("beam", 1e-40),)."""
 
@@ -133,9 +148,7 @@ def flite_pronunciation(word: str) -> tuple[str, ...] | None:
                 check=False,
                 text=True,
             ).stdout
-            phones = [
-                _FLITE_PHONE_MAP.get(p.upper(), p.upper()) for p in out.split() if p != "pau"
-            ]
+            phones = [_FLITE_PHONE_MAP.get(p.upper(), p.upper()) for p in out.split() if p != "pau"]
             if phones and all(p in _PHONES for p in phones):
                 result = tuple(phones)
         except (OSError, subprocess.SubprocessError):
@@ -244,6 +257,8 @@ class Engine:
             prepared = self._prepare_hints(pooled, hints) if hints else None
             dec = pooled.decoder
             dec.activate_search(_FREE_SEARCH)
+            if self.settings.cmn_init is not None:
+                dec.set_cmn(self.settings.cmn_init)
             dec.start_utt()
         except Exception:
             self._free.append(pooled)
@@ -352,7 +367,9 @@ class Engine:
         if hints.grammar is not None and utt.audio16 and words:
             phrase_key = self._grammar_pass(utt, hints.grammar)
             if phrase_key is not None and phrase_key in hints.phones:
-                rate = phone_error_rate(hints.phones[phrase_key], self._phones_of(utt.pooled, words))
+                rate = phone_error_rate(
+                    hints.phones[phrase_key], self._phones_of(utt.pooled, words)
+                )
                 if rate <= ACCEPT_PER:
                     original = hints.originals[phrase_key]
                     return Transcript(original, round(1.0 - rate, 4), True, original)

@@ -47,7 +47,10 @@ _MAX_NUMBER: Final = 999_999_999_999
 
 
 def number_to_words(n: int) -> str:
-    """English cardinal for ``0 <= n < 10**12``: 42 -> "forty two", 1905 -> "one thousand nine hundred five"."""
+    """English cardinal for ``0 <= n < 10**12``.
+
+    42 -> "forty two", 1905 -> "one thousand nine hundred five".
+    """
     if n < 0 or n > _MAX_NUMBER:
         raise ValueError(f"number out of range: {n}")
     if n < 20:
@@ -61,8 +64,8 @@ def number_to_words(n: int) -> str:
         return head if rest == 0 else head + " " + number_to_words(rest)
     for value, name in _SCALES:
         if n >= value:
-            head, rest = divmod(n, value)
-            words = number_to_words(head) + " " + name
+            count, rest = divmod(n, value)
+            words = number_to_words(count) + " " + name
             return words if rest == 0 else words + " " + number_to_words(rest)
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -1,24 +1,15 @@
 """Schema migrations with Alembic, run programmatically (no alembic.ini needed).
 
 The store calls :func:`upgrade_to_head` from ``open()`` on its own connection, inside
-its own transaction (see ``migrations/env.py``). For developers, this module is also a
-small command line::
-
-    python -m dialflow.store.migrate revision -m "add calls.campaign" --autogenerate
-    python -m dialflow.store.migrate upgrade --data-dir ./data
-    python -m dialflow.store.migrate current --data-dir ./data
-    python -m dialflow.store.migrate history
+its own transaction (see ``migrations/env.py``). For developers, ``python -m
+dialflow.store.migrations`` is a small command line over these functions (new
+revision, upgrade, current, history): see ``migrations/__main__.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import functools
-import re
-import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import command
@@ -75,15 +66,17 @@ def upgrade_to_head(connection: Connection) -> str | None:
     return current or "base"
 
 
-def _next_rev_id() -> str:
+def next_revision_id() -> str:
+    """0001, 0002, …: one more than the highest revision shipped."""
     numbers = [int(rev.revision) for rev in script_directory().walk_revisions()]
     return f"{max(numbers, default=0) + 1:04d}"
 
 
-def _revision(message: str, autogenerate: bool) -> None:
+def new_revision(message: str, autogenerate: bool) -> None:
+    """Write the next revision file into the source tree's ``migrations/versions``."""
     config = alembic_config()
     if not autogenerate:
-        command.revision(config, message=message, rev_id=_next_rev_id())
+        command.revision(config, message=message, rev_id=next_revision_id())
         return
     # Compare the models with a scratch SQLite database upgraded to the current head.
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,53 +86,8 @@ def _revision(message: str, autogenerate: bool) -> None:
                 upgrade_to_head(conn)
             with engine.begin() as conn:
                 config.attributes["connection"] = conn
-                command.revision(config, message=message, autogenerate=True, rev_id=_next_rev_id())
+                command.revision(
+                    config, message=message, autogenerate=True, rev_id=next_revision_id()
+                )
         finally:
             engine.dispose()
-
-
-async def _upgrade_store(database_url: str | None, data_dir: Path) -> None:
-    from .factory import open_store
-
-    store = await open_store(database_url, data_dir)
-    await store.close()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dialflow.store.migrate")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    rev = sub.add_parser("revision", help="write a new revision file (from a source checkout)")
-    rev.add_argument("-m", "--message", required=True)
-    rev.add_argument("--autogenerate", action="store_true", help="diff schema.py vs head")
-    for name, text in (("upgrade", "upgrade a database to head"), ("current", "show revision")):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--database-url", default=None)
-        cmd.add_argument("--data-dir", type=Path, default=Path("./data"))
-    sub.add_parser("history", help="list revisions, newest first")
-    args = parser.parse_args(argv)
-
-    if args.cmd == "revision":
-        if not re.fullmatch(r"[\w .,:+-]+", args.message):
-            parser.error("keep the message to letters, digits and simple punctuation")
-        _revision(args.message, args.autogenerate)
-    elif args.cmd == "upgrade":
-        asyncio.run(_upgrade_store(args.database_url, args.data_dir))
-        print(head_revision())
-    elif args.cmd == "current":
-        from .factory import sqlite_path
-
-        path = sqlite_path(args.database_url, args.data_dir)
-        engine = create_engine(f"sqlite:///{path}")
-        try:
-            with engine.connect() as conn:
-                print(current_revision(conn) or "(empty)")
-        finally:
-            engine.dispose()
-    else:
-        for script in script_directory().walk_revisions():
-            print(f"{script.revision}  {script.doc}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

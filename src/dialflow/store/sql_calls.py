@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
 
 from .base import Conflict
 from .cursor import decode_cursor, encode_cursor
 from .models import CallEvent, CallRecord, CallStatus, IdempotencyRecord
 from .schema import call_events, calls, idempotency_keys
-from .sql import SqlBase
+from .sql import SqlBase, _all, _execute, _first
 
 # API.md: "the same key with the same body within 24 h returns the original session".
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -110,6 +110,49 @@ def _call(row: Row[Any]) -> CallRecord:
     )
 
 
+# -- query functions (run on the backend's connection; see sql.py) -------------------------
+
+
+def _count(conn: Connection, org_id: str) -> int:
+    return int(conn.execute(_COUNT_LIVE, {"b_org_id": org_id}).scalar_one())
+
+
+def _fail_live_calls(conn: Connection, now: datetime) -> list[str]:
+    rows = conn.execute(
+        select(calls.c.session_id, calls.c.answered_at)
+        .where(calls.c.status.in_(LIVE_STATUSES))
+        .order_by(calls.c.created_at, calls.c.session_id)
+    ).all()
+    if rows:
+        conn.execute(
+            _FAIL_CALL,
+            [
+                {
+                    "b_session_id": row.session_id,
+                    "b_ended_at": now,
+                    "b_duration_ms": (
+                        0
+                        if row.answered_at is None
+                        else max(0, int((now - row.answered_at).total_seconds() * 1000))
+                    ),
+                }
+                for row in rows
+            ],
+        )
+    return [row.session_id for row in rows]
+
+
+def _put_idempotency(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.org_id == values["org_id"],
+            idempotency_keys.c.key == values["key"],
+            idempotency_keys.c.created_at < values["created_at"] - IDEMPOTENCY_WINDOW,
+        )
+    )
+    conn.execute(insert(idempotency_keys), values)
+
+
 class CallsMixin(SqlBase):
     """Calls and their logs."""
 
@@ -119,8 +162,7 @@ class CallsMixin(SqlBase):
         values["session_id"] = record.session_id
         values["org_id"] = record.org_id
         values["created_at"] = record.created_at
-        async with self._write(f"call {record.session_id!r}") as conn:
-            await conn.execute(_INSERT_CALL, values)
+        await self._run_write(f"call {record.session_id!r}", _execute, _INSERT_CALL, values)
 
     async def save_call(self, record: CallRecord) -> None:
         """Update every summary field of an existing record (not org_id, created_at).
@@ -129,8 +171,7 @@ class CallsMixin(SqlBase):
         """
         values = _mutable_call_values(record)
         values["b_session_id"] = record.session_id
-        async with self._write(f"call {record.session_id!r}") as conn:
-            await conn.execute(_UPDATE_CALL, values)
+        await self._run_write(f"call {record.session_id!r}", _execute, _UPDATE_CALL, values)
 
     async def append_events(self, events: list[CallEvent]) -> None:
         """Append to the sessions' logs in one executemany; Conflict if a (session, seq)
@@ -141,22 +182,19 @@ class CallsMixin(SqlBase):
             {"session_id": e.session_id, "seq": e.seq, "type": e.type, "at": e.at, "data": e.data}
             for e in events
         ]
-        async with self._write(f"events of {events[0].session_id!r}") as conn:
-            await conn.execute(_INSERT_EVENTS, rows)
+        await self._run_write(f"events of {events[0].session_id!r}", _execute, _INSERT_EVENTS, rows)
 
     async def get_call(self, org_id: str | None, session_id: str) -> CallRecord | None:
         """org_id None = any organization (admin). Does not load the events."""
-        async with self._read() as conn:
-            row = (await conn.execute(_SELECT_CALL, {"b_session_id": session_id})).first()
-        if row is None or (org_id is not None and row.org_id != org_id):
+        rows = await self._run_read(_all, _SELECT_CALL, {"b_session_id": session_id})
+        if not rows or (org_id is not None and rows[0].org_id != org_id):
             return None
-        return _call(row)
+        return _call(rows[0])
 
     async def get_events(self, session_id: str) -> list[CallEvent]:
         """The session's log in seq order."""
-        async with self._read() as conn:
-            rows = await conn.execute(_SELECT_EVENTS, {"b_session_id": session_id})
-            return [CallEvent(r.session_id, r.seq, r.type, r.at, r.data) for r in rows]
+        rows = await self._run_read(_all, _SELECT_EVENTS, {"b_session_id": session_id})
+        return [CallEvent(r.session_id, r.seq, r.type, r.at, r.data) for r in rows]
 
     async def list_calls(
         self,
@@ -201,8 +239,7 @@ class CallsMixin(SqlBase):
         query = query.order_by(calls.c.created_at.desc(), calls.c.session_id.desc()).limit(
             limit + 1
         )
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._run_read(_all, query)
         records = [_call(row) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -212,8 +249,7 @@ class CallsMixin(SqlBase):
 
     async def count_live_calls(self, org_id: str) -> int:
         """Calls of the organization that are not in a terminal status."""
-        async with self._read() as conn:
-            return int((await conn.execute(_COUNT_LIVE, {"b_org_id": org_id})).scalar_one())
+        return await self._run_read(_count, org_id)
 
     async def fail_live_calls(self, now: datetime) -> list[str]:
         """At start-up: every non-terminal call becomes failed, hangupBy system, ended
@@ -223,47 +259,21 @@ class CallsMixin(SqlBase):
         Appending the matching "status" event and queueing the final webhook is the
         call service's job (it knows each log's next seq).
         """
-        async with self._write("live calls") as conn:
-            rows = (
-                await conn.execute(
-                    select(calls.c.session_id, calls.c.answered_at)
-                    .where(calls.c.status.in_(LIVE_STATUSES))
-                    .order_by(calls.c.created_at, calls.c.session_id)
-                )
-            ).all()
-            if rows:
-                await conn.execute(
-                    _FAIL_CALL,
-                    [
-                        {
-                            "b_session_id": row.session_id,
-                            "b_ended_at": now,
-                            "b_duration_ms": (
-                                0
-                                if row.answered_at is None
-                                else max(0, int((now - row.answered_at).total_seconds() * 1000))
-                            ),
-                        }
-                        for row in rows
-                    ],
-                )
-        return [row.session_id for row in rows]
+        return await self._run_write("live calls", _fail_live_calls, now)
 
     # -- idempotency keys --------------------------------------------------------------
     async def get_idempotency(
         self, org_id: str, key: str, since: datetime
     ) -> IdempotencyRecord | None:
         """The record for that key created at or after ``since``."""
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(idempotency_keys).where(
-                        idempotency_keys.c.org_id == org_id,
-                        idempotency_keys.c.key == key,
-                        idempotency_keys.c.created_at >= since,
-                    )
-                )
-            ).first()
+        row = await self._run_read(
+            _first,
+            select(idempotency_keys).where(
+                idempotency_keys.c.org_id == org_id,
+                idempotency_keys.c.key == key,
+                idempotency_keys.c.created_at >= since,
+            ),
+        )
         if row is None:
             return None
         return IdempotencyRecord(row.org_id, row.key, row.body_hash, row.session_id, row.created_at)
@@ -272,25 +282,15 @@ class CallsMixin(SqlBase):
         """False if a record for (org, key) created within the window already exists
         (a concurrent request won the race). A record older than the 24 h window before
         ``record.created_at`` is replaced, in the same transaction."""
+        values = {
+            "org_id": record.org_id,
+            "key": record.key,
+            "body_hash": record.body_hash,
+            "session_id": record.session_id,
+            "created_at": record.created_at,
+        }
         try:
-            async with self._write(f"idempotency key {record.key!r}") as conn:
-                await conn.execute(
-                    delete(idempotency_keys).where(
-                        idempotency_keys.c.org_id == record.org_id,
-                        idempotency_keys.c.key == record.key,
-                        idempotency_keys.c.created_at < record.created_at - IDEMPOTENCY_WINDOW,
-                    )
-                )
-                await conn.execute(
-                    insert(idempotency_keys),
-                    {
-                        "org_id": record.org_id,
-                        "key": record.key,
-                        "body_hash": record.body_hash,
-                        "session_id": record.session_id,
-                        "created_at": record.created_at,
-                    },
-                )
+            await self._run_write(f"idempotency key {record.key!r}", _put_idempotency, values)
         except Conflict:
             return False
         return True

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, select, update
 
 from .base import Conflict
 from .models import ApiKey, FlowVersion, InboundNumber, Organization, Trunk
 from .schema import api_keys, flow_versions, flows, numbers, organizations, trunks
-from .sql import SqlBase, utcnow
+from .sql import SqlBase, _all, _execute, _first, _rowcount, utcnow
 
 
 def _org(row: Row[Any]) -> Organization:
@@ -79,176 +80,245 @@ _LIVE_FLOW_VERSIONS = (
 )
 
 
+# -- query functions (run on the backend's connection; see sql.py) -------------------------
+
+
+def _create_trunk(conn: Connection, values: dict[str, Any]) -> None:
+    if values["is_default"]:
+        # Cleared first, in the same transaction: the partial unique index
+        # ux_trunks_default would refuse a second default otherwise.
+        conn.execute(
+            update(trunks)
+            .where(trunks.c.org_id == values["org_id"], trunks.c.is_default.is_(True))
+            .values(is_default=False)
+        )
+    conn.execute(insert(trunks), values)
+
+
+def _update_trunk(conn: Connection, trunk: Trunk) -> None:
+    key = (trunks.c.org_id == trunk.org_id, trunks.c.id == trunk.id)
+    if conn.execute(select(trunks.c.id).where(*key)).first() is None:
+        return  # unknown trunk: clear nothing either
+    if trunk.is_default:
+        conn.execute(
+            update(trunks)
+            .where(
+                trunks.c.org_id == trunk.org_id,
+                trunks.c.id != trunk.id,
+                trunks.c.is_default.is_(True),
+            )
+            .values(is_default=False)
+        )
+    conn.execute(
+        update(trunks)
+        .where(*key)
+        .values(
+            proxy=trunk.proxy,
+            username=trunk.username,
+            password=trunk.password,
+            from_user=trunk.from_user,
+            is_default=trunk.is_default,
+        )
+    )
+
+
+def _insert_version(
+    conn: Connection,
+    org_id: str,
+    flow_id: str,
+    version: int,
+    document: dict[str, object],
+    now: datetime,
+) -> FlowVersion:
+    conn.execute(
+        insert(flow_versions),
+        {
+            "org_id": org_id,
+            "flow_id": flow_id,
+            "version": version,
+            "document": document,
+            "created_at": now,
+        },
+    )
+    return FlowVersion(org_id, flow_id, version, dict(document), now)
+
+
+def _create_flow(
+    conn: Connection, org_id: str, flow_id: str, document: dict[str, object], now: datetime
+) -> FlowVersion:
+    row = conn.execute(
+        select(flows.c.latest_version, flows.c.deleted_at).where(
+            flows.c.org_id == org_id, flows.c.id == flow_id
+        )
+    ).first()
+    if row is None:
+        version = 1
+        conn.execute(
+            insert(flows),
+            {
+                "org_id": org_id,
+                "id": flow_id,
+                "latest_version": version,
+                "deleted_at": None,
+                "created_at": now,
+            },
+        )
+    elif row.deleted_at is None:
+        raise Conflict(f"flow {org_id}/{flow_id} already exists")
+    else:
+        # Guarded by deleted_at IS NOT NULL: of two concurrent re-creations
+        # (PostgreSQL) the second updates nothing and conflicts.
+        version = row.latest_version + 1
+        result = conn.execute(
+            update(flows)
+            .where(
+                flows.c.org_id == org_id,
+                flows.c.id == flow_id,
+                flows.c.deleted_at.is_not(None),
+            )
+            .values(latest_version=version, deleted_at=None, created_at=now)
+        )
+        if result.rowcount == 0:
+            raise Conflict(f"flow {org_id}/{flow_id} already exists")
+    return _insert_version(conn, org_id, flow_id, version, document, now)
+
+
+def _add_flow_version(
+    conn: Connection, org_id: str, flow_id: str, document: dict[str, object], now: datetime
+) -> FlowVersion | None:
+    # One atomic increment (UPDATE … RETURNING: SQLite ≥ 3.35, PostgreSQL), so
+    # concurrent PUTs get distinct versions without a read-modify-write race.
+    version = conn.execute(
+        update(flows)
+        .where(
+            flows.c.org_id == org_id,
+            flows.c.id == flow_id,
+            flows.c.deleted_at.is_(None),
+        )
+        .values(latest_version=flows.c.latest_version + 1)
+        .returning(flows.c.latest_version)
+    ).scalar_one_or_none()
+    if version is None:
+        return None
+    return _insert_version(conn, org_id, flow_id, version, document, now)
+
+
 class CatalogMixin(SqlBase):
     """The slowly changing configuration of each organization."""
 
     # -- organizations and keys --------------------------------------------------------
     async def create_org(self, org: Organization) -> None:
         """Raises Conflict if the id exists."""
-        async with self._write(f"organization {org.id!r}") as conn:
-            await conn.execute(
-                insert(organizations),
-                {
-                    "id": org.id,
-                    "name": org.name,
-                    "max_concurrent_calls": org.max_concurrent_calls,
-                    "calls_per_second": org.calls_per_second,
-                    "allowed_destinations": list(org.allowed_destinations),
-                    "webhook_secret": org.webhook_secret,
-                    "created_at": org.created_at or utcnow(),
-                },
-            )
+        values = {
+            "id": org.id,
+            "name": org.name,
+            "max_concurrent_calls": org.max_concurrent_calls,
+            "calls_per_second": org.calls_per_second,
+            "allowed_destinations": list(org.allowed_destinations),
+            "webhook_secret": org.webhook_secret,
+            "created_at": org.created_at or utcnow(),
+        }
+        await self._run_write(f"organization {org.id!r}", _execute, insert(organizations), values)
 
     async def get_org(self, org_id: str) -> Organization | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(select(organizations).where(organizations.c.id == org_id))
-            ).first()
+        row = await self._run_read(
+            _first, select(organizations).where(organizations.c.id == org_id)
+        )
         return None if row is None else _org(row)
 
     async def update_org(self, org: Organization) -> None:
         """Every field but the id and created_at (a no-op for an unknown id)."""
-        async with self._write(f"organization {org.id!r}") as conn:
-            await conn.execute(
-                update(organizations)
-                .where(organizations.c.id == org.id)
-                .values(
-                    name=org.name,
-                    max_concurrent_calls=org.max_concurrent_calls,
-                    calls_per_second=org.calls_per_second,
-                    allowed_destinations=list(org.allowed_destinations),
-                    webhook_secret=org.webhook_secret,
-                )
+        statement = (
+            update(organizations)
+            .where(organizations.c.id == org.id)
+            .values(
+                name=org.name,
+                max_concurrent_calls=org.max_concurrent_calls,
+                calls_per_second=org.calls_per_second,
+                allowed_destinations=list(org.allowed_destinations),
+                webhook_secret=org.webhook_secret,
             )
+        )
+        await self._run_write(f"organization {org.id!r}", _execute, statement)
 
     async def add_api_key(self, key: ApiKey) -> None:
         """Raises Conflict if the id or the key hash exists."""
-        async with self._write(f"api key {key.id!r}") as conn:
-            await conn.execute(
-                insert(api_keys),
-                {
-                    "id": key.id,
-                    "org_id": key.org_id,
-                    "name": key.name,
-                    "key_hash": key.key_hash,
-                    "created_at": key.created_at or utcnow(),
-                    "revoked_at": key.revoked_at,
-                },
-            )
+        values = {
+            "id": key.id,
+            "org_id": key.org_id,
+            "name": key.name,
+            "key_hash": key.key_hash,
+            "created_at": key.created_at or utcnow(),
+            "revoked_at": key.revoked_at,
+        }
+        await self._run_write(f"api key {key.id!r}", _execute, insert(api_keys), values)
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
         """The unrevoked key with this hash, or None."""
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(api_keys).where(
-                        api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-                    )
-                )
-            ).first()
+        row = await self._run_read(
+            _first,
+            select(api_keys).where(
+                api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
+            ),
+        )
         return None if row is None else _api_key(row)
 
     async def revoke_api_key(self, org_id: str, key_id: str) -> bool:
         """False when no such unrevoked key in that organization."""
-        async with self._write(f"api key {key_id!r}") as conn:
-            result = await conn.execute(
-                update(api_keys)
-                .where(
-                    api_keys.c.org_id == org_id,
-                    api_keys.c.id == key_id,
-                    api_keys.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=utcnow())
+        statement = (
+            update(api_keys)
+            .where(
+                api_keys.c.org_id == org_id,
+                api_keys.c.id == key_id,
+                api_keys.c.revoked_at.is_(None),
             )
-        return result.rowcount > 0
+            .values(revoked_at=utcnow())
+        )
+        return await self._run_write(f"api key {key_id!r}", _rowcount, statement) > 0
 
     # -- trunks ------------------------------------------------------------------------
     async def create_trunk(self, trunk: Trunk) -> None:
         """Raises Conflict if (org, id) exists. A default trunk clears the others' default."""
-        async with self._write(f"trunk {trunk.org_id}/{trunk.id}") as conn:
-            if trunk.is_default:
-                # Cleared first, in the same transaction: the partial unique index
-                # ux_trunks_default would refuse a second default otherwise.
-                await conn.execute(
-                    update(trunks)
-                    .where(trunks.c.org_id == trunk.org_id, trunks.c.is_default.is_(True))
-                    .values(is_default=False)
-                )
-            await conn.execute(
-                insert(trunks),
-                {
-                    "org_id": trunk.org_id,
-                    "id": trunk.id,
-                    "proxy": trunk.proxy,
-                    "username": trunk.username,
-                    "password": trunk.password,
-                    "from_user": trunk.from_user,
-                    "is_default": trunk.is_default,
-                    "created_at": trunk.created_at or utcnow(),
-                },
-            )
+        values = {
+            "org_id": trunk.org_id,
+            "id": trunk.id,
+            "proxy": trunk.proxy,
+            "username": trunk.username,
+            "password": trunk.password,
+            "from_user": trunk.from_user,
+            "is_default": trunk.is_default,
+            "created_at": trunk.created_at or utcnow(),
+        }
+        await self._run_write(f"trunk {trunk.org_id}/{trunk.id}", _create_trunk, values)
 
     async def update_trunk(self, trunk: Trunk) -> None:
         """Every field but the key and created_at. A default trunk clears the others'
         default flag (a no-op for an unknown trunk: nothing is cleared either)."""
-        async with self._write(f"trunk {trunk.org_id}/{trunk.id}") as conn:
-            key = (trunks.c.org_id == trunk.org_id, trunks.c.id == trunk.id)
-            if (await conn.execute(select(trunks.c.id).where(*key))).first() is None:
-                return
-            if trunk.is_default:
-                await conn.execute(
-                    update(trunks)
-                    .where(
-                        trunks.c.org_id == trunk.org_id,
-                        trunks.c.id != trunk.id,
-                        trunks.c.is_default.is_(True),
-                    )
-                    .values(is_default=False)
-                )
-            await conn.execute(
-                update(trunks)
-                .where(*key)
-                .values(
-                    proxy=trunk.proxy,
-                    username=trunk.username,
-                    password=trunk.password,
-                    from_user=trunk.from_user,
-                    is_default=trunk.is_default,
-                )
-            )
+        await self._run_write(f"trunk {trunk.org_id}/{trunk.id}", _update_trunk, trunk)
 
     async def get_trunk(self, org_id: str, trunk_id: str) -> Trunk | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(trunks).where(trunks.c.org_id == org_id, trunks.c.id == trunk_id)
-                )
-            ).first()
+        row = await self._run_read(
+            _first, select(trunks).where(trunks.c.org_id == org_id, trunks.c.id == trunk_id)
+        )
         return None if row is None else _trunk(row)
 
     async def get_default_trunk(self, org_id: str) -> Trunk | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(trunks).where(trunks.c.org_id == org_id, trunks.c.is_default.is_(True))
-                )
-            ).first()
+        row = await self._run_read(
+            _first,
+            select(trunks).where(trunks.c.org_id == org_id, trunks.c.is_default.is_(True)),
+        )
         return None if row is None else _trunk(row)
 
     async def list_trunks(self, org_id: str) -> list[Trunk]:
         """By id."""
-        async with self._read() as conn:
-            rows = await conn.execute(
-                select(trunks).where(trunks.c.org_id == org_id).order_by(trunks.c.id)
-            )
-            return [_trunk(row) for row in rows]
+        rows = await self._run_read(
+            _all, select(trunks).where(trunks.c.org_id == org_id).order_by(trunks.c.id)
+        )
+        return [_trunk(row) for row in rows]
 
     async def delete_trunk(self, org_id: str, trunk_id: str) -> bool:
-        async with self._write(f"trunk {org_id}/{trunk_id}") as conn:
-            result = await conn.execute(
-                trunks.delete().where(trunks.c.org_id == org_id, trunks.c.id == trunk_id)
-            )
-        return result.rowcount > 0
+        statement = trunks.delete().where(trunks.c.org_id == org_id, trunks.c.id == trunk_id)
+        return await self._run_write(f"trunk {org_id}/{trunk_id}", _rowcount, statement) > 0
 
     # -- flows -------------------------------------------------------------------------
     async def create_flow(
@@ -260,89 +330,17 @@ class CatalogMixin(SqlBase):
         after the old highest: a (flow, version) pair always names one document, so
         records of calls that ran the old flow stay accurate.
         """
-        now = utcnow()
-        async with self._write(f"flow {org_id}/{flow_id}") as conn:
-            row = (
-                await conn.execute(
-                    select(flows.c.latest_version, flows.c.deleted_at).where(
-                        flows.c.org_id == org_id, flows.c.id == flow_id
-                    )
-                )
-            ).first()
-            if row is None:
-                version = 1
-                await conn.execute(
-                    insert(flows),
-                    {
-                        "org_id": org_id,
-                        "id": flow_id,
-                        "latest_version": version,
-                        "deleted_at": None,
-                        "created_at": now,
-                    },
-                )
-            elif row.deleted_at is None:
-                raise Conflict(f"flow {org_id}/{flow_id} already exists")
-            else:
-                # Guarded by deleted_at IS NOT NULL: of two concurrent re-creations
-                # (PostgreSQL) the second updates nothing and conflicts.
-                version = row.latest_version + 1
-                result = await conn.execute(
-                    update(flows)
-                    .where(
-                        flows.c.org_id == org_id,
-                        flows.c.id == flow_id,
-                        flows.c.deleted_at.is_not(None),
-                    )
-                    .values(latest_version=version, deleted_at=None, created_at=now)
-                )
-                if result.rowcount == 0:
-                    raise Conflict(f"flow {org_id}/{flow_id} already exists")
-            await conn.execute(
-                insert(flow_versions),
-                {
-                    "org_id": org_id,
-                    "flow_id": flow_id,
-                    "version": version,
-                    "document": document,
-                    "created_at": now,
-                },
-            )
-        return FlowVersion(org_id, flow_id, version, dict(document), now)
+        return await self._run_write(
+            f"flow {org_id}/{flow_id}", _create_flow, org_id, flow_id, document, utcnow()
+        )
 
     async def add_flow_version(
         self, org_id: str, flow_id: str, document: dict[str, object]
     ) -> FlowVersion | None:
         """The next version; None when the flow does not exist (or was deleted)."""
-        now = utcnow()
-        async with self._write(f"flow {org_id}/{flow_id}") as conn:
-            # One atomic increment (UPDATE … RETURNING: SQLite ≥ 3.35, PostgreSQL), so
-            # concurrent PUTs get distinct versions without a read-modify-write race.
-            version = (
-                await conn.execute(
-                    update(flows)
-                    .where(
-                        flows.c.org_id == org_id,
-                        flows.c.id == flow_id,
-                        flows.c.deleted_at.is_(None),
-                    )
-                    .values(latest_version=flows.c.latest_version + 1)
-                    .returning(flows.c.latest_version)
-                )
-            ).scalar_one_or_none()
-            if version is None:
-                return None
-            await conn.execute(
-                insert(flow_versions),
-                {
-                    "org_id": org_id,
-                    "flow_id": flow_id,
-                    "version": version,
-                    "document": document,
-                    "created_at": now,
-                },
-            )
-        return FlowVersion(org_id, flow_id, version, dict(document), now)
+        return await self._run_write(
+            f"flow {org_id}/{flow_id}", _add_flow_version, org_id, flow_id, document, utcnow()
+        )
 
     async def get_flow(
         self, org_id: str, flow_id: str, version: int | None = None
@@ -356,62 +354,51 @@ class CatalogMixin(SqlBase):
                 flow_versions.c.flow_id == flow_id,
                 flow_versions.c.version == version,
             )
-        async with self._read() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self._run_read(_first, query)
         return None if row is None else _flow_version(row)
 
     async def list_flows(self, org_id: str) -> list[FlowVersion]:
         """The latest version of every live flow, by id."""
-        async with self._read() as conn:
-            rows = await conn.execute(
-                _LIVE_FLOW_VERSIONS.where(flows.c.org_id == org_id).order_by(flows.c.id)
-            )
-            return [_flow_version(row) for row in rows]
+        rows = await self._run_read(
+            _all, _LIVE_FLOW_VERSIONS.where(flows.c.org_id == org_id).order_by(flows.c.id)
+        )
+        return [_flow_version(row) for row in rows]
 
     async def delete_flow(self, org_id: str, flow_id: str) -> bool:
         """Marks the flow deleted; its versions stay for the calls that used them."""
-        async with self._write(f"flow {org_id}/{flow_id}") as conn:
-            result = await conn.execute(
-                update(flows)
-                .where(
-                    flows.c.org_id == org_id,
-                    flows.c.id == flow_id,
-                    flows.c.deleted_at.is_(None),
-                )
-                .values(deleted_at=utcnow())
+        statement = (
+            update(flows)
+            .where(
+                flows.c.org_id == org_id,
+                flows.c.id == flow_id,
+                flows.c.deleted_at.is_(None),
             )
-        return result.rowcount > 0
+            .values(deleted_at=utcnow())
+        )
+        return await self._run_write(f"flow {org_id}/{flow_id}", _rowcount, statement) > 0
 
     # -- inbound numbers ---------------------------------------------------------------
     async def add_number(self, number: InboundNumber) -> None:
         """Raises Conflict if the number is taken (by any organization)."""
-        async with self._write(f"number {number.number!r}") as conn:
-            await conn.execute(
-                insert(numbers),
-                {
-                    "number": number.number,
-                    "org_id": number.org_id,
-                    "flow_id": number.flow_id,
-                    "created_at": number.created_at or utcnow(),
-                },
-            )
+        values = {
+            "number": number.number,
+            "org_id": number.org_id,
+            "flow_id": number.flow_id,
+            "created_at": number.created_at or utcnow(),
+        }
+        await self._run_write(f"number {number.number!r}", _execute, insert(numbers), values)
 
     async def get_number(self, number: str) -> InboundNumber | None:
-        async with self._read() as conn:
-            row = (await conn.execute(select(numbers).where(numbers.c.number == number))).first()
+        row = await self._run_read(_first, select(numbers).where(numbers.c.number == number))
         return None if row is None else _number(row)
 
     async def list_numbers(self, org_id: str) -> list[InboundNumber]:
         """By number."""
-        async with self._read() as conn:
-            rows = await conn.execute(
-                select(numbers).where(numbers.c.org_id == org_id).order_by(numbers.c.number)
-            )
-            return [_number(row) for row in rows]
+        rows = await self._run_read(
+            _all, select(numbers).where(numbers.c.org_id == org_id).order_by(numbers.c.number)
+        )
+        return [_number(row) for row in rows]
 
     async def delete_number(self, org_id: str, number: str) -> bool:
-        async with self._write(f"number {number!r}") as conn:
-            result = await conn.execute(
-                numbers.delete().where(numbers.c.org_id == org_id, numbers.c.number == number)
-            )
-        return result.rowcount > 0
+        statement = numbers.delete().where(numbers.c.org_id == org_id, numbers.c.number == number)
+        return await self._run_write(f"number {number!r}", _rowcount, statement) > 0

@@ -16,7 +16,7 @@ from sqlalchemy import Row, and_, bindparam, exists, insert, literal, or_, selec
 
 from .models import DeliveryState, WebhookAttempt, WebhookDelivery
 from .schema import webhook_attempts, webhook_deliveries
-from .sql import SqlBase, utcnow
+from .sql import SqlBase, _all, _execute, utcnow
 
 _PENDING = DeliveryState.PENDING.value
 
@@ -88,34 +88,32 @@ class WebhooksMixin(SqlBase):
     async def enqueue_webhook(self, delivery: WebhookDelivery) -> None:
         """Raises Conflict if the id exists. Missing times default to now (due at once)."""
         created_at = delivery.created_at or utcnow()
-        async with self._write(f"webhook delivery {delivery.id!r}") as conn:
-            await conn.execute(
-                insert(webhook_deliveries),
-                {
-                    "id": delivery.id,
-                    "session_id": delivery.session_id,
-                    "org_id": delivery.org_id,
-                    "seq": delivery.seq,
-                    "event_type": delivery.event_type,
-                    "url": delivery.url,
-                    "payload": delivery.payload,
-                    "state": DeliveryState(delivery.state).value,
-                    "attempts": delivery.attempts,
-                    "next_attempt_at": delivery.next_attempt_at or created_at,
-                    "created_at": created_at,
-                    "last_status": delivery.last_status,
-                    "last_error": delivery.last_error,
-                },
-            )
+        values = {
+            "id": delivery.id,
+            "session_id": delivery.session_id,
+            "org_id": delivery.org_id,
+            "seq": delivery.seq,
+            "event_type": delivery.event_type,
+            "url": delivery.url,
+            "payload": delivery.payload,
+            "state": DeliveryState(delivery.state).value,
+            "attempts": delivery.attempts,
+            "next_attempt_at": delivery.next_attempt_at or created_at,
+            "created_at": created_at,
+            "last_status": delivery.last_status,
+            "last_error": delivery.last_error,
+        }
+        await self._run_write(
+            f"webhook delivery {delivery.id!r}", _execute, insert(webhook_deliveries), values
+        )
 
     async def due_webhooks(self, now: datetime, limit: int) -> list[WebhookDelivery]:
         """Pending deliveries whose next attempt is due, at most one per session: the
         session's lowest-seq pending one. Earliest due first, at most ``limit``."""
         if limit <= 0:
             return []
-        async with self._read() as conn:
-            rows = await conn.execute(_DUE, {"b_now": now, "b_limit": limit})
-            return [_delivery(row) for row in rows]
+        rows = await self._run_read(_all, _DUE, {"b_now": now, "b_limit": limit})
+        return [_delivery(row) for row in rows]
 
     async def next_webhook_due(self) -> datetime | None:
         """When the earliest sendable pending delivery is due (None: nothing pending).
@@ -123,49 +121,52 @@ class WebhooksMixin(SqlBase):
         Only sessions' head deliveries count (see the module docstring); the time may be
         in the past (due now).
         """
-        async with self._read() as conn:
-            value: datetime | None = (await conn.execute(_NEXT_DUE)).scalar_one_or_none()
+        rows = await self._run_read(_all, _NEXT_DUE)
+        if not rows:
+            return None
+        value: datetime = rows[0].next_attempt_at
         return value
 
     async def update_webhook(self, delivery: WebhookDelivery) -> None:
         """Save the retry state: state, attempts, next_attempt_at, last_status, last_error."""
-        async with self._write(f"webhook delivery {delivery.id!r}") as conn:
-            await conn.execute(
-                _UPDATE_DELIVERY,
-                {
-                    "b_id": delivery.id,
-                    "state": DeliveryState(delivery.state).value,
-                    "attempts": delivery.attempts,
-                    "next_attempt_at": delivery.next_attempt_at or utcnow(),
-                    "last_status": delivery.last_status,
-                    "last_error": delivery.last_error,
-                },
-            )
+        values = {
+            "b_id": delivery.id,
+            "state": DeliveryState(delivery.state).value,
+            "attempts": delivery.attempts,
+            "next_attempt_at": delivery.next_attempt_at or utcnow(),
+            "last_status": delivery.last_status,
+            "last_error": delivery.last_error,
+        }
+        await self._run_write(
+            f"webhook delivery {delivery.id!r}", _execute, _UPDATE_DELIVERY, values
+        )
 
     async def add_webhook_attempt(self, attempt: WebhookAttempt) -> None:
-        async with self._write(f"webhook attempt of {attempt.delivery_id!r}") as conn:
-            await conn.execute(
-                insert(webhook_attempts),
-                {
-                    "delivery_id": attempt.delivery_id,
-                    "session_id": attempt.session_id,
-                    "attempt": attempt.attempt,
-                    "at": attempt.at,
-                    "url": attempt.url,
-                    "event_type": attempt.event_type,
-                    "status_code": attempt.status_code,
-                    "error": attempt.error,
-                    "duration_ms": attempt.duration_ms,
-                    "will_retry": attempt.will_retry,
-                },
-            )
+        values = {
+            "delivery_id": attempt.delivery_id,
+            "session_id": attempt.session_id,
+            "attempt": attempt.attempt,
+            "at": attempt.at,
+            "url": attempt.url,
+            "event_type": attempt.event_type,
+            "status_code": attempt.status_code,
+            "error": attempt.error,
+            "duration_ms": attempt.duration_ms,
+            "will_retry": attempt.will_retry,
+        }
+        await self._run_write(
+            f"webhook attempt of {attempt.delivery_id!r}",
+            _execute,
+            insert(webhook_attempts),
+            values,
+        )
 
     async def list_webhook_attempts(self, session_id: str) -> list[WebhookAttempt]:
         """Every attempt for the session, oldest first."""
-        async with self._read() as conn:
-            rows = await conn.execute(
-                select(webhook_attempts)
-                .where(webhook_attempts.c.session_id == session_id)
-                .order_by(webhook_attempts.c.at, webhook_attempts.c.id)
-            )
-            return [_attempt(row) for row in rows]
+        rows = await self._run_read(
+            _all,
+            select(webhook_attempts)
+            .where(webhook_attempts.c.session_id == session_id)
+            .order_by(webhook_attempts.c.at, webhook_attempts.c.id),
+        )
+        return [_attempt(row) for row in rows]

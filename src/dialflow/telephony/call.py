@@ -218,7 +218,10 @@ class Call:
             self._finish(reason, HangupBy.REMOTE)
         elif method == "INVITE":
             self._on_reinvite(request, server_tx)
-        elif method in ("OPTIONS", "NOTIFY"):
+        elif method == "NOTIFY":
+            self.endpoint.respond(server_tx, make_response(request, 200))
+            self._on_notify(request)
+        elif method == "OPTIONS":
             self.endpoint.respond(server_tx, make_response(request, 200))
         elif method == "INFO":
             self._on_info(request, server_tx)
@@ -228,6 +231,73 @@ class Call:
             resp = make_response(request, 501)
             resp.headers.add("Allow", ALLOW)
             self.endpoint.respond(server_tx, resp)
+
+    # -- blind transfer (RFC 3515)
+
+    async def refer(self, target: str, timeout: float = 30.0) -> tuple[bool, str]:
+        """Ask the far end to call ``target`` (REFER); True once it reports success.
+
+        Success is a 2xx in the NOTIFY sipfrag (RFC 3515 §2.4.5), or the far end hanging
+        up after accepting the REFER (peers that drop the implicit subscription).
+        """
+        if self.dialog is None or not self.is_answered or self.is_ended:
+            return False, "the call is not up"
+        loop = asyncio.get_running_loop()
+        accepted: asyncio.Future[SipResponse | None] = loop.create_future()
+        self._refer_result = loop.create_future()
+
+        def on_event(event: object) -> None:
+            from ..sip import transaction as txm
+
+            if isinstance(event, txm.ResponseReceived) and event.response.status >= 200:
+                if not accepted.done():
+                    accepted.set_result(event.response)
+            elif isinstance(event, txm.TransactionTimeout | txm.TransportFailed):
+                if not accepted.done():
+                    accepted.set_result(None)
+
+        request = self.dialog.create_request(
+            "REFER",
+            extra_headers=[
+                ("Refer-To", f"<{target}>"),
+                ("Referred-By", str(self.dialog.local_uri.uri)),
+            ],
+        )
+        self.endpoint.send_in_dialog(self, request, on_event)
+        try:
+            response = await asyncio.wait_for(accepted, timeout)
+        except TimeoutError:
+            return False, "no answer to REFER"
+        if response is None:
+            return False, "no answer to REFER"
+        if response.status >= 300:
+            return False, f"REFER refused: {response.status} {response.reason}"
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {self._refer_result, ended}, timeout=timeout, return_when="FIRST_COMPLETED"
+            )
+        finally:
+            ended.cancel()
+        if self._refer_result.done():
+            return self._refer_result.result()
+        if self._ended.is_set():
+            return True, "accepted; the far end hung up"
+        return False, "no final NOTIFY for the REFER"
+
+    _refer_result: asyncio.Future[tuple[bool, str]] | None = None
+
+    def _on_notify(self, request: SipRequest) -> None:
+        event = (request.headers.get("Event") or "").split(";", 1)[0].strip().lower()
+        future = self._refer_result
+        if event != "refer" or future is None or future.done():
+            return
+        status_line = request.body.decode("utf-8", "replace").split("\n", 1)[0].strip()
+        parts = status_line.split(" ", 2)
+        if len(parts) >= 2 and parts[0].upper() == "SIP/2.0" and parts[1].isdigit():
+            code = int(parts[1])
+            if code >= 200:
+                future.set_result((200 <= code < 300, status_line))
 
     def _on_info(self, request: SipRequest, server_tx: ServerTransaction) -> None:
         """SIP INFO DTMF (application/dtmf-relay), which some PBXs send instead of RFC 4733."""

@@ -27,35 +27,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import enum
 import heapq
-import json
 import logging
-import os
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
 import httpx
 
 from dialflow import __version__
 from dialflow.store.models import DeliveryState, WebhookAttempt, WebhookDelivery
 
+from .policy import (
+    RETRYABLE,
+    AttemptOutcome,
+    AttemptResult,
+    classify_status,
+    encode_payload,
+    retry_base_from_env,
+    retry_delay,
+)
 from .signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from .transport import GuardedTransport
 from .urls import Resolver, WebhookUrlNotAllowed, parse_webhook_url
 
 log = logging.getLogger(__name__)
 
-RETRY_BASE_ENV = "DIALFLOW_WEBHOOK_RETRY_BASE"
-DEFAULT_RETRY_BASE = 2.0
-MAX_RETRY_DELAY = 300.0
-JITTER = 0.2
 USER_AGENT = f"dialflow/{__version__}"
 
 _MAX_DRAIN = 64 * 1024  # response bytes read (and dropped) so the connection can be reused
@@ -80,100 +81,6 @@ class WebhookStore(Protocol):
     async def add_webhook_attempt(self, attempt: WebhookAttempt) -> None: ...
 
 
-class AttemptResult(enum.StrEnum):
-    """How one attempt ended: the label of the "attempts by result" metric."""
-
-    SUCCESS = "success"  # 2xx
-    REDIRECT = "redirect"  # 3xx, not followed
-    CLIENT_ERROR = "client_error"  # 4xx other than 429
-    RATE_LIMITED = "rate_limited"  # 429
-    SERVER_ERROR = "server_error"  # 5xx (and any other non-standard status)
-    TIMEOUT = "timeout"
-    CONNECTION_ERROR = "connection_error"  # DNS failure, refused, reset, protocol error
-    REFUSED = "refused"  # the SSRF guard refused the URL or the address at send time
-    NO_SECRET = "no_secret"  # the organization has no webhook secret (or is gone)
-    INVALID_PAYLOAD = "invalid_payload"  # the payload is not JSON-serialisable (a bug)
-
-
-RETRYABLE = frozenset(
-    {
-        AttemptResult.RATE_LIMITED,
-        AttemptResult.SERVER_ERROR,
-        AttemptResult.TIMEOUT,
-        AttemptResult.CONNECTION_ERROR,
-    }
-)
-
-
-def retry_base_from_env(environ: Mapping[str, str] | None = None) -> float:
-    """``DIALFLOW_WEBHOOK_RETRY_BASE`` in seconds (default 2.0); ValueError if not > 0."""
-    raw = (os.environ if environ is None else environ).get(RETRY_BASE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RETRY_BASE
-    value = float(raw)
-    if not value > 0:
-        raise ValueError(f"{RETRY_BASE_ENV} must be a positive number of seconds, got {raw!r}")
-    return value
-
-
-def retry_delay(retry: int, base: float, u: float) -> float:
-    """Seconds before retry number ``retry`` (1 = the second attempt).
-
-    ``min(base × 2^(retry-1), 300)`` scaled by ``0.8 + 0.4·u`` (±20 % jitter, ``u`` uniform
-    in [0, 1)). Jitter keeps receivers that failed for many sessions at once from being hit
-    by all the retries in the same instant.
-    """
-    nominal = min(base * 2.0 ** (retry - 1), MAX_RETRY_DELAY)
-    return nominal * (1.0 - JITTER + 2.0 * JITTER * u)
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """RFC 9110 §10.2.3 ``Retry-After`` (seconds or an HTTP-date) as a delay in [0, 300]."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - now
-    return min(max(seconds, 0.0), MAX_RETRY_DELAY)
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def encode_payload(payload: Mapping[str, Any]) -> bytes:
-    """The request body: compact JSON with sorted keys, UTF-8.
-
-    Sorted keys make every attempt of an event byte-identical, even after the payload made
-    a round trip through a database that reorders JSON objects (PostgreSQL jsonb).
-    """
-    text = json.dumps(
-        payload,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_json_default,
-    )
-    return text.encode("utf-8")
-
-
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -194,14 +101,6 @@ def _host_of(url: str) -> str:
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= _MAX_ERROR_LEN else text[: _MAX_ERROR_LEN - 1] + "…"
-
-
-@dataclass(slots=True)
-class _Outcome:
-    result: AttemptResult
-    status: int | None = None
-    error: str | None = None
-    retry_after: float | None = None
 
 
 @dataclass(slots=True)
@@ -402,15 +301,18 @@ class WebhookDispatcher:
             capacity -= 1
         if capacity == 0:
             return None
-        next_due = await self._store.next_webhook_due()
-        if next_due is None:
-            return _MAX_IDLE
-        delay = _unix(next_due) - self._clock()
-        if delay > 0:
-            return min(delay, _MAX_IDLE)
-        # Due but not startable: in flight (their completion wakes us), or waiting behind
-        # an earlier event of their session that is itself backing off. That earlier
-        # event's time is known if this process scheduled it; otherwise poll gently.
+        if not self._inflight:
+            next_due = await self._store.next_webhook_due()
+            if next_due is None:
+                return _MAX_IDLE
+            delay = _unix(next_due) - self._clock()
+            if delay > 0:
+                return min(delay, _MAX_IDLE)
+        # Attempts are in flight: each completion wakes the loop, which then asks for due
+        # work anyway, so the store is not asked for its next time on every pass (under
+        # load that query would run once per event). Retry times this process scheduled
+        # are known exactly; others (left by a previous run, or due-looking deliveries
+        # that are in flight or blocked behind their session's head) are polled gently.
         heap = self._retry_at
         now = self._clock()
         while heap and heap[0] <= now:
@@ -456,20 +358,22 @@ class WebhookDispatcher:
             self._inflight[task].recording = True
         await self._record(delivery, outcome, started_wall, duration_ms)
 
-    async def _send(self, delivery: WebhookDelivery, now: float) -> _Outcome:
+    async def _send(self, delivery: WebhookDelivery, now: float) -> AttemptOutcome:
         try:
             parse_webhook_url(delivery.url)  # syntax rules may have tightened since enqueue
         except WebhookUrlNotAllowed as exc:
-            return _Outcome(AttemptResult.REFUSED, error=f"refused: {exc.reason}")
+            return AttemptOutcome(AttemptResult.REFUSED, error=f"refused: {exc.reason}")
         secret = await self._secret_for(delivery.org_id)
         if not secret:
             # Never send unsigned (or empty-key signed) events: receivers could not tell
             # them from forgeries.
-            return _Outcome(AttemptResult.NO_SECRET, error="organization has no webhook secret")
+            return AttemptOutcome(
+                AttemptResult.NO_SECRET, error="organization has no webhook secret"
+            )
         try:
             body = encode_payload(delivery.payload)
         except (TypeError, ValueError) as exc:
-            return _Outcome(AttemptResult.INVALID_PAYLOAD, error=f"payload: {_short(exc)}")
+            return AttemptOutcome(AttemptResult.INVALID_PAYLOAD, error=f"payload: {_short(exc)}")
         headers = {
             "Content-Type": "application/json",
             EVENT_ID_HEADER: delivery.id,
@@ -477,7 +381,7 @@ class WebhookDispatcher:
         }
         return await self._post(delivery.url, body, headers)
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> _Outcome:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptOutcome:
         assert self._client is not None
         status: int | None = None
         retry_after: str | None = None
@@ -495,32 +399,29 @@ class WebhookDispatcher:
                         if drained > _MAX_DRAIN:
                             break
         except WebhookUrlNotAllowed as exc:
-            return _Outcome(AttemptResult.REFUSED, error=f"refused at send: {exc.reason}")
+            return AttemptOutcome(AttemptResult.REFUSED, error=f"refused at send: {exc.reason}")
         except (TimeoutError, httpx.TimeoutException):
             if status is None:
-                return _Outcome(AttemptResult.TIMEOUT, error=f"no answer within {self._timeout} s")
+                return AttemptOutcome(
+                    AttemptResult.TIMEOUT, error=f"no answer within {self._timeout} s"
+                )
         except httpx.HTTPError as exc:
             if status is None:
                 error = f"{type(exc).__name__}: {_short(exc)}"
-                return _Outcome(AttemptResult.CONNECTION_ERROR, error=error)
+                return AttemptOutcome(AttemptResult.CONNECTION_ERROR, error=error)
+        except Exception as exc:
+            # Not an error httpx knows (a bug, an exotic OS error): record it and follow the
+            # retry schedule, so one odd delivery cannot loop forever unrecorded.
+            log.exception("webhook send to %s failed unexpectedly", _host_of(url))
+            if status is None:
+                error = f"{type(exc).__name__}: {_short(exc)}"
+                return AttemptOutcome(AttemptResult.CONNECTION_ERROR, error=error)
         # An error after the status line arrived (while draining) does not change the answer.
         assert status is not None
-        if 200 <= status < 300:
-            return _Outcome(AttemptResult.SUCCESS, status)
-        if 300 <= status < 400:
-            return _Outcome(
-                AttemptResult.REDIRECT, status, f"HTTP {status}: redirects are not followed"
-            )
-        if status == 429:
-            delay = parse_retry_after(retry_after, self._clock())
-            return _Outcome(AttemptResult.RATE_LIMITED, status, "HTTP 429", delay)
-        if 400 <= status < 500:
-            return _Outcome(AttemptResult.CLIENT_ERROR, status, f"HTTP {status}")
-        delay = parse_retry_after(retry_after, self._clock()) if status == 503 else None
-        return _Outcome(AttemptResult.SERVER_ERROR, status, f"HTTP {status}", delay)
+        return classify_status(status, retry_after, self._clock())
 
     async def _record(
-        self, delivery: WebhookDelivery, outcome: _Outcome, started: float, duration_ms: int
+        self, delivery: WebhookDelivery, outcome: AttemptOutcome, started: float, duration_ms: int
     ) -> None:
         number = delivery.attempts + 1
         will_retry = outcome.result in RETRYABLE and number < self._max_attempts
@@ -572,7 +473,7 @@ class WebhookDispatcher:
     def _log(
         self,
         delivery: WebhookDelivery,
-        outcome: _Outcome,
+        outcome: AttemptOutcome,
         number: int,
         will_retry: bool,
         duration_ms: int,

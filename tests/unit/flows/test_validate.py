@@ -247,13 +247,13 @@ def _check(result: ValidationResult) -> None:
         assert again.errors == [] and again.flow == result.flow
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_json)
 def test_random_documents_never_raise(doc: Any) -> None:
     _check(validate_flow(doc))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(_keys, _json, max_size=6))
 def test_random_objects_never_raise(doc: dict[str, Any]) -> None:
     _check(validate_flow(doc))
@@ -278,7 +278,7 @@ def _mutate(doc: Any, data: st.DataObject) -> Any:
     return doc
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.data())
 def test_mutated_reminder_never_raises(data: st.DataObject) -> None:
     doc: Any = copy.deepcopy(reminder_doc())

@@ -153,7 +153,7 @@ async def test_get_call_does_not_read_the_events(store: SqliteStore, make_call: 
     statements: list[str] = []
     assert store._reader is not None
     event.listen(
-        store._reader.sync_engine,
+        store._reader,
         "before_cursor_execute",
         lambda conn, cursor, sql, params, context, many: statements.append(sql),
     )

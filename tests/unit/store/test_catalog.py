@@ -17,6 +17,7 @@ from dialflow.store import (
     StoreError,
     Trunk,
 )
+from dialflow.store.sql import _execute
 
 from .conftest import at
 
@@ -192,8 +193,7 @@ async def test_the_database_refuses_two_default_trunks(store: SqliteStore) -> No
     await store.create_trunk(trunk("a", default=True))
     await store.create_trunk(trunk("b"))
     with pytest.raises(StoreError):
-        async with store._write("raw") as conn:
-            await conn.execute(text("UPDATE trunks SET is_default = 1 WHERE id = 'b'"))
+        await store._run_write("raw", _execute, text("UPDATE trunks SET is_default = 1"))
     assert await defaults(store) == ["a"]
 
 

@@ -17,10 +17,10 @@ from dialflow.store.migrate import (
     alembic_config,
     current_revision,
     head_revision,
-    main,
     script_directory,
     upgrade_to_head,
 )
+from dialflow.store.migrations.__main__ import main
 from dialflow.store.schema import metadata
 
 TABLES = {
@@ -54,6 +54,8 @@ async def test_a_fresh_database_is_upgraded_to_head(tmp_path: Path) -> None:
     await store.open()
     await store.close()
     assert revision_of(path) == head_revision()
+    # It holds secrets: owner only, and SQLite gives its WAL files the same mode.
+    assert path.stat().st_mode & 0o777 == 0o600
     engine = create_engine(f"sqlite:///{path}")
     try:
         assert set(inspect(engine).get_table_names()) == TABLES
@@ -74,7 +76,7 @@ async def test_opening_twice_runs_no_ddl(tmp_path: Path) -> None:
     def spying_engine(*, writer: bool):  # type: ignore[no-untyped-def]
         engine = real_engine(writer=writer)
         event.listen(
-            engine.sync_engine,
+            engine,
             "before_cursor_execute",
             lambda conn, cursor, sql, params, context, many: statements.append(sql),
         )

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from dialflow.store import (
     CallEvent,
@@ -18,15 +17,18 @@ from dialflow.store import (
     StoreError,
     Trunk,
 )
+from dialflow.store.sql import _execute
 
 from .conftest import MakeCall, at
 
 
 async def pragma(store: SqliteStore, name: str, *, writer: bool) -> object:
-    engine = store._writer if writer else store._reader
-    assert engine is not None
-    async with engine.connect() as conn:
-        return (await conn.execute(text(f"PRAGMA {name}"))).scalar_one()
+    def read(conn: Connection) -> object:
+        return conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+
+    if writer:
+        return await store._run_write("pragma", read)
+    return await store._run_read(read)
 
 
 async def test_connection_settings(store: SqliteStore) -> None:
@@ -41,8 +43,7 @@ async def test_connection_settings(store: SqliteStore) -> None:
 
 async def test_readers_cannot_write(store: SqliteStore) -> None:
     with pytest.raises(StoreError, match="readonly"):
-        async with store._read() as conn:
-            await conn.execute(text("DELETE FROM organizations"))
+        await store._run_read(_execute, text("DELETE FROM organizations"))
     assert await store.get_org("acme") is not None
 
 
@@ -131,9 +132,3 @@ async def test_an_unopenable_file_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open"):
         await store.open()
     assert not await store.healthy()
-    # aiosqlite stops a connection that failed to open in the background: let its
-    # thread finish while this loop still runs (it would report "loop is closed").
-    for _ in range(1000):
-        if not any(t.name.endswith("(_connection_worker_thread)") for t in threading.enumerate()):
-            break
-        await asyncio.sleep(0.001)

@@ -21,13 +21,10 @@ import pytest
 
 from dialflow import __version__
 from dialflow.store.models import DeliveryState, WebhookDelivery
-from dialflow.webhooks.delivery import (
-    MAX_RETRY_DELAY,
+from dialflow.webhooks.delivery import WebhookDispatcher
+from dialflow.webhooks.policy import (
     AttemptResult,
-    WebhookDispatcher,
     encode_payload,
-    parse_retry_after,
-    retry_base_from_env,
     retry_delay,
 )
 from dialflow.webhooks.signing import verify
@@ -125,17 +122,6 @@ async def test_post_headers_body_and_signature() -> None:
     assert a.at == datetime.fromtimestamp(T0, UTC)
 
 
-def test_body_is_deterministic_compact_sorted_utf8() -> None:
-    payload = {"type": "call.completed", "id": "evt_1", "call": {"to": "Zoë", "n": 1}}
-    assert encode_payload(payload) == (
-        '{"call":{"n":1,"to":"Zoë"},"id":"evt_1","type":"call.completed"}'.encode()
-    )
-    when = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
-    assert encode_payload({"at": when}) == b'{"at":"2024-05-01T10:00:00Z"}'
-    with pytest.raises(ValueError):
-        encode_payload({"x": float("nan")})
-
-
 async def test_500_twice_then_200_makes_three_attempts() -> None:
     store = FakeWebhookStore()
     results: list[str] = []
@@ -212,17 +198,6 @@ async def test_429_retry_after_is_honoured() -> None:
     assert [a.status_code for a in store.attempts] == [429, 200]
 
 
-def test_parse_retry_after() -> None:
-    now = T0
-    assert parse_retry_after("120", now) == 120.0
-    assert parse_retry_after("100000", now) == MAX_RETRY_DELAY
-    http_date = "Tue, 14 Nov 2023 22:13:50 GMT"  # T0 + 30 s
-    assert parse_retry_after(http_date, now) == pytest.approx(30.0)
-    assert parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now) == 0.0  # in the past
-    assert parse_retry_after("soon", now) is None
-    assert parse_retry_after(None, now) is None
-
-
 async def test_timeout_is_retried() -> None:
     store = FakeWebhookStore()
     async with Receiver([Reply(hang=True)]) as rx, dispatcher(store, timeout=0.2) as d:
@@ -279,31 +254,6 @@ async def test_full_ten_attempt_schedule_runs_with_a_small_base() -> None:
     for n in range(1, 10):
         gap = (store.attempts[n].at - store.attempts[n - 1].at).total_seconds()
         assert gap >= retry_delay(n, base, 0.0) - 1e-6, (n, gap)
-
-
-def test_retry_schedule_math() -> None:
-    # min(base × 2^(n-1), 300) ± 20 %, exact at the jitter bounds.
-    nominal = [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
-    for n, expected in enumerate(nominal, start=1):
-        assert retry_delay(n, 2.0, 0.5) == expected
-        assert retry_delay(n, 2.0, 0.0) == pytest.approx(expected * 0.8)
-        assert retry_delay(n, 2.0, 1.0) == pytest.approx(expected * 1.2)
-    assert retry_delay(1, 2.0, 1.0) == pytest.approx(2.4)  # first retry within ~2.4 s
-    # 10 attempts = 9 waits; even with the shortest jitter the last attempt comes > 10 min
-    # after the first (648 s), with the longest < 17 min (972 s).
-    shortest = sum(retry_delay(n, 2.0, 0.0) for n in range(1, 10))
-    longest = sum(retry_delay(n, 2.0, 1.0) for n in range(1, 10))
-    assert shortest == pytest.approx(648.0)
-    assert longest == pytest.approx(972.0)
-    assert retry_delay(1, 0.01, 0.5) == pytest.approx(0.01)
-
-
-def test_retry_base_from_env() -> None:
-    assert retry_base_from_env({}) == 2.0
-    assert retry_base_from_env({"DIALFLOW_WEBHOOK_RETRY_BASE": "0.05"}) == 0.05
-    for bad in ("0", "-1", "fast"):
-        with pytest.raises(ValueError):
-            retry_base_from_env({"DIALFLOW_WEBHOOK_RETRY_BASE": bad})
 
 
 async def test_dispatcher_waits_are_jittered_within_bounds() -> None:
@@ -572,3 +522,34 @@ async def test_enqueue_sets_times_from_the_clock() -> None:
     await d.enqueue(later)
     assert (await store.get_delivery(later.id)).next_attempt_at == later.next_attempt_at
     assert "stopped" in repr(d)
+
+
+async def test_dns_failure_at_send_is_retried() -> None:
+    async def nx(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    store = FakeWebhookStore()
+    async with dispatcher(store, resolver=nx, max_attempts=2) as d:
+        e = event("http://gone.example/hook")
+        await d.enqueue(e)
+        await store.wait_until(finished(store, e.id))
+    assert [(a.status_code, a.will_retry) for a in store.attempts] == [(None, True), (None, False)]
+    assert (store.attempts[0].error or "").startswith("ConnectError: cannot resolve gone.example")
+
+
+async def test_an_unexpected_send_error_is_recorded_and_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(host: str, port: int) -> list[str]:
+        raise RuntimeError("resolver bug")
+
+    store = FakeWebhookStore()
+    async with dispatcher(store, resolver=broken, max_attempts=2) as d:
+        e = event("http://odd.example/hook")
+        await d.enqueue(e)
+        await store.wait_until(finished(store, e.id))
+    assert [(a.error, a.will_retry) for a in store.attempts] == [
+        ("RuntimeError: resolver bug", True),
+        ("RuntimeError: resolver bug", False),
+    ]
+    assert "failed unexpectedly" in caplog.text

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -72,3 +78,18 @@ def test_sign_verify_round_trip(secret: str, body: bytes, t: int) -> None:
     assert verify(secret, body, header, now=t)
     assert not verify(secret + "x", body, header, now=t)
     assert not verify(secret, body + b"x", header, now=t)
+
+
+def test_the_receiver_snippet_in_the_docs_verifies_our_signatures() -> None:
+    docs = Path(__file__).parents[3] / "docs" / "webhooks.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(), re.S)
+    [snippet] = [b for b in blocks if "def verify_dialflow_signature" in b]
+    namespace: dict[str, object] = {}
+    exec(snippet, namespace)
+    check = cast(Callable[[str, bytes, str], bool], namespace["verify_dialflow_signature"])
+    now = int(time.time())
+    header = sign(SECRET, BODY, now)
+    assert check(SECRET, BODY, header) is True
+    assert check(SECRET, BODY + b"x", header) is False
+    assert check(SECRET, BODY, sign(SECRET, BODY, now - 600)) is False
+    assert check(SECRET, BODY, "nonsense") is False

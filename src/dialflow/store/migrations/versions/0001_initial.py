@@ -1,5 +1,7 @@
-"""initial schema: organizations, keys, trunks, flows, numbers, calls, events,
-idempotency keys, webhook deliveries and attempts
+"""initial schema
+
+Organizations, API keys, trunks, flows and their versions, inbound numbers, calls and
+their events, idempotency keys, webhook deliveries and attempts.
 
 Revision ID: 0001
 Revises:

@@ -1,0 +1,122 @@
+"""Runs a flow on a live call, one node at a time (FLOWS.md).
+
+Every node entered and left is an event in the call's log (node id, type, result,
+duration). A node runs as a task raced against the call's end, so a far-end hang-up
+stops the flow cleanly wherever it is. Expression and node errors end the flow with
+outcome ``error`` and a message in the record — never a crash of the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..calls.service import FlowContext, FlowResult
+from .callio import CallIO
+from .expressions import ExpressionError
+from .model import Flow
+from .nodes import NODE_HANDLERS, FlowEnd, NodeError, RunState
+
+if TYPE_CHECKING:
+    from .speech_services import SpeechServices
+
+log = logging.getLogger(__name__)
+
+
+class FlowExecutor:
+    """The call service's flow runner (shared by all calls; per-call state lives in a run)."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        media_dir: Path | None = None,
+        speech: SpeechServices | None = None,
+        http_allow_private: bool = False,
+    ) -> None:
+        self.data_dir = data_dir
+        self.media_dir = media_dir or data_dir / "media"
+        self._speech = speech
+        self.http_allow_private = http_allow_private
+
+    @property
+    def speech(self) -> SpeechServices:
+        if self._speech is None:
+            from .speech_services import SpeechServices
+
+            self._speech = SpeechServices(cache_dir=self.data_dir / "tts-cache")
+        return self._speech
+
+    async def run(self, ctx: FlowContext) -> FlowResult:
+        flow = Flow.model_validate(ctx.flow)
+        leg = ctx.call.leg
+        if leg is None:
+            return FlowResult("error", error="the call has no media")
+        media = ctx.call.media
+        io = CallIO(leg, inband_dtmf=media is None or media.dtmf_payload_type is None)
+        io.on_digit = lambda digit, source: ctx.session.record_event(
+            "dtmf", digit=digit, source=source
+        )
+        state = RunState(self, ctx, flow, io)
+        try:
+            return await self._run(state)
+        finally:
+            io.close()
+
+    async def _run(self, state: RunState) -> FlowResult:
+        ctx, flow = state.ctx, state.flow
+        ended = asyncio.ensure_future(ctx.call.wait_ended())
+        node_id: str | None = flow.start
+        try:
+            while node_id is not None:
+                if state.steps >= flow.max_steps:
+                    return state.result("error", f"more than maxSteps ({flow.max_steps}) node visits")
+                state.steps += 1
+                node = flow.nodes[node_id]
+                state.path.append(node_id)
+                ctx.session.record_event("flow.node.entered", node=node_id, nodeType=node.type)
+                started = time.monotonic()
+                handler = NODE_HANDLERS[node.type]
+                task = asyncio.ensure_future(handler(state, node_id, node))
+                await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
+                duration = int((time.monotonic() - started) * 1000)
+                if not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    ctx.session.record_event(
+                        "flow.node.left", node=node_id, result="hangup", durationMs=duration
+                    )
+                    return state.result(state.final_outcome(), None, remote_hangup=True)
+                try:
+                    next_id, last = task.result()
+                except FlowEnd as end:
+                    ctx.session.record_event(
+                        "flow.node.left", node=node_id, result=end.reason, durationMs=duration
+                    )
+                    return state.result(state.final_outcome(), None)
+                except (ExpressionError, NodeError) as exc:
+                    ctx.session.record_event(
+                        "flow.node.left", node=node_id, result="error", durationMs=duration,
+                        error=str(exc),
+                    )
+                    return state.result("error", f"node {node_id!r}: {exc}")
+                state.last = last
+                ctx.session.record_event(
+                    "flow.node.left", node=node_id, result=_summary(last), durationMs=duration,
+                    next=next_id,
+                )
+                node_id = next_id
+            return state.result(state.final_outcome(), None)
+        except Exception as exc:
+            log.exception("flow %s crashed", flow.id)
+            return state.result("error", f"{type(exc).__name__}: {exc}")
+        finally:
+            ended.cancel()
+
+
+def _summary(last: dict[str, Any]) -> Any:
+    """A short, log-friendly view of a node's result."""
+    return {k: v for k, v in last.items() if not isinstance(v, (bytes, bytearray))}

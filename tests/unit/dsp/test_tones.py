@@ -1,0 +1,89 @@
+"""Tone tracking, beeps, fax and SIT detection on synthetic signals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dialflow.dsp.spectrum import SpectrumAnalyzer
+from dialflow.dsp.tones import BeepDetector, KnownToneDetector
+
+RATE = 8000
+
+
+def tone(freq: float, ms: float, amp: float = 8000.0) -> np.ndarray:
+    n = int(RATE * ms / 1000)
+    return amp * np.sin(2 * np.pi * freq * np.arange(n) / RATE)
+
+
+def silence(ms: float, level: float = 30.0, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, level, int(RATE * ms / 1000))
+
+
+def frames(x: np.ndarray):
+    a = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    for i in range(len(a) // 160):
+        yield a[i * 160 : (i + 1) * 160], (i + 1) * 20
+
+
+def known_events(x: np.ndarray) -> list[tuple[str, int]]:
+    an = SpectrumAnalyzer()
+    det = KnownToneDetector()
+    out = []
+    for fr, now in frames(x):
+        spec = an.analyze(fr)
+        out += [(e.kind, e.start_ms) for e in det.update(an.samples, spec.level_db, now)]
+    return out
+
+
+def test_beep_after_quiet_is_found_with_its_start() -> None:
+    x = np.concatenate([silence(1000), tone(1000, 400), silence(600, seed=1)])
+    det = BeepDetector()
+    beeps = [b for fr, now in frames(x) for b in det.feed(fr, now)] + det.finish()
+    assert len(beeps) == 1
+    assert abs(beeps[0].start_ms - 1000) <= 40
+    assert abs(beeps[0].end_ms - 1400) <= 60
+    assert abs(beeps[0].freq_hz - 1000) < 5
+
+
+def test_rising_two_tone_beep_is_one_beep() -> None:
+    x = np.concatenate([silence(800), tone(700, 200), tone(1050, 250), silence(500, seed=2)])
+    det = BeepDetector()
+    beeps = [b for fr, now in frames(x) for b in det.feed(fr, now)] + det.finish()
+    assert [(b.tones, abs(b.start_ms - 800) <= 40) for b in beeps] == [(2, True)]
+
+
+def test_short_blip_and_gliding_tone_are_not_beeps() -> None:
+    t = np.arange(int(RATE * 0.5)) / RATE
+    glide = 8000 * np.sin(2 * np.pi * (320 * t - 40 * t * t))  # 320 -> 280 Hz, voice-like
+    x = np.concatenate(
+        [silence(500), tone(900, 60), silence(500, seed=3), glide, silence(500, seed=4)]
+    )
+    det = BeepDetector()
+    assert [b for fr, now in frames(x) for b in det.feed(fr, now)] + det.finish() == []
+
+
+def test_tone_over_music_level_is_not_a_beep() -> None:
+    bed = np.random.default_rng(5).normal(0, 8000, RATE * 2)  # loud broadband before the tone
+    x = np.concatenate([bed, tone(1000, 400, amp=20000), silence(500)])
+    det = BeepDetector()
+    assert [b for fr, now in frames(x) for b in det.feed(fr, now)] + det.finish() == []
+
+
+def test_cng_burst_detected() -> None:
+    x = np.concatenate([silence(700), tone(1100, 500), silence(3000, seed=6)])
+    ev = known_events(x)
+    assert ev and ev[0][0] == "cng" and abs(ev[0][1] - 700) <= 40
+
+
+def test_ced_detected_and_off_frequency_tone_is_not() -> None:
+    assert known_events(np.concatenate([silence(300), tone(2100, 1000)]))[0][0] == "ced"
+    assert known_events(np.concatenate([silence(300), tone(1600, 1000)])) == []
+
+
+def test_sit_needs_all_three_segments() -> None:
+    sit = np.concatenate([tone(913.8, 274), tone(1370.6, 274), tone(1776.7, 380)])
+    assert [k for k, _ in known_events(np.concatenate([silence(300), sit, silence(500)]))] == [
+        "sit"
+    ]
+    two = np.concatenate([silence(300), tone(941, 274), tone(1448, 274), silence(500)])
+    assert known_events(two) == []
