@@ -135,6 +135,7 @@ class Receiver:
     port: int = 0
     statuses: list[int] = field(default_factory=list)  # consumed per request; then 200
     requests: list[dict[str, Any]] = field(default_factory=list)
+    response: dict[str, Any] = field(default_factory=dict)  # JSON body of every answer
     _server: asyncio.base_events.Server | None = None
 
     @property
@@ -166,8 +167,11 @@ class Receiver:
                 self.requests.append(
                     {"headers": headers, "body": body, "json": json.loads(body), "status": status}
                 )
+                payload = json.dumps(self.response).encode()
                 writer.write(
-                    f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n".encode()
+                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(payload)}\r\nConnection: keep-alive\r\n\r\n".encode()
+                    + payload
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
