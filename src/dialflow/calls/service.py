@@ -31,6 +31,7 @@ from ..store.models import (
 from ..telephony.call import Call, InboundCall, OutboundCall
 from ..telephony.endpoint import SipEndpoint
 from ..telephony.events import CallEnded, CallProgress, EndReason, HangupBy
+from .amd_run import CallAmd
 from .limits import LimitExceeded, OrgLimiter
 from .options import AmdOptions, CallOptions
 from .persist import SessionWriter
@@ -350,29 +351,74 @@ class CallService:
         amd: AmdOptions | None,
     ) -> None:
         variables = {**flow.document.get("vars", {}), **options.variables}
-        amd_state: dict[str, Any] | None = None
-        if amd is not None:
-            # The detector is wired by the AMD work; until then a requested AMD decides
-            # "unknown" at once, recorded as such, so runFlowOn still applies.
-            amd_state = {"result": "unknown", "decisionMs": 0, "beep": False, "beepMs": None,
-                         "reason": "not_available", "confidence": 0.0}
-            session.record.amd = amd_state
-            session.record_event("amd", **amd_state)
-            if amd.mode == "async":
-                session.record_event("webhook.amd", **amd_state)
-            if amd_state["result"] not in amd.run_flow_on:
-                session.record.flow = {"outcome": "skipped", "path": [], "variables": variables,
-                                       "assertions": []}
-                session.record_event("flow.skipped", amd=amd_state["result"])
+        amd_run: CallAmd | None = None
+        if amd is not None and call.leg is not None:
+            amd_run = CallAmd(
+                session, amd, on_beep=lambda state: session.record_event("webhook.amd", **state)
+            )
+            amd_run.start(call.leg)
+            session.record.amd = dict(amd_run.state)
+        try:
+            await self._run_flow_with_amd(session, call, flow, variables, amd, amd_run)
+        finally:
+            if amd_run is not None and call.is_ended:
+                amd_run.stop()
+
+    async def _run_flow_with_amd(
+        self,
+        session: CallSession,
+        call: Call,
+        flow: FlowVersion,
+        variables: dict[str, Any],
+        amd: AmdOptions | None,
+        amd_run: CallAmd | None,
+    ) -> None:
+        if amd is not None and amd_run is not None and amd.mode == "sync":
+            # The flow waits for the decision; call.answered carries it (API.md).
+            ended: asyncio.Future[Any] = asyncio.ensure_future(call.wait_ended())
+            waiters: set[asyncio.Future[Any]] = {amd_run.decision, ended}
+            try:
+                await asyncio.wait(waiters, return_when="FIRST_COMPLETED")
+            finally:
+                ended.cancel()
+            if not amd_run.decision.done():
+                amd_run.stop()  # the far end hung up first: decide with what was heard
+            session.record_event("webhook.answered")
+            decided = amd_run.decision.result()
+            if decided["result"] not in amd.run_flow_on:
+                self._skip_flow(session, variables, decided["result"])
                 session.local_hangup_by = session.local_hangup_by or "flow"
                 await call.hangup()
                 return
-        if amd is None or amd.mode == "sync":
+        else:
             session.record_event("webhook.answered")
         session.record_event("flow.started", flowId=flow.flow_id, version=flow.version)
-        ctx = FlowContext(session, call, flow.document, variables, amd_state)
+        ctx = FlowContext(
+            session, call, flow.document, variables, amd_run.state if amd_run else None
+        )
+        flow_task = asyncio.ensure_future(self.flow_runner.run(ctx))
+        skipped: list[str] = []
+        if amd is not None and amd_run is not None and amd.mode == "async":
+
+            def on_decided(future: asyncio.Future[dict[str, Any]]) -> None:
+                if future.cancelled():
+                    return
+                decided = future.result()
+                session.record_event("webhook.amd", **decided)
+                if decided["result"] not in amd.run_flow_on and not flow_task.done():
+                    skipped.append(str(decided["result"]))
+                    flow_task.cancel()
+
+            amd_run.decision.add_done_callback(on_decided)
         try:
-            result = await self.flow_runner.run(ctx)
+            result = await flow_task
+        except asyncio.CancelledError:
+            if not skipped:
+                raise
+            self._skip_flow(session, variables, skipped[0])
+            session.local_hangup_by = session.local_hangup_by or "flow"
+            await call.hangup()
+            return
         except Exception as exc:
             log.exception("flow crashed on %s", session.id)
             result = FlowResult("error", error=f"{type(exc).__name__}: {exc}")
@@ -388,6 +434,13 @@ class CallService:
         if not call.is_ended:
             session.local_hangup_by = session.local_hangup_by or "flow"
             await call.hangup()
+
+    def _skip_flow(self, session: CallSession, variables: dict[str, Any], result: str) -> None:
+        """AMD said something runFlowOn does not list: no flow, hang up (outcome skipped)."""
+        session.record.flow = {
+            "outcome": "skipped", "path": [], "variables": variables, "assertions": []
+        }
+        session.record_event("flow.skipped", amd=result)
 
     def _finish_from_sip(self, session: CallSession, call: Call, end: CallEnded) -> None:
         record = session.record

@@ -6,11 +6,12 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from dialflow.store import CallEvent, Conflict, SqliteStore, StoreError
+from dialflow.store import CallEvent, Conflict, Organization, SqliteStore, StoreError
 
 from .conftest import MakeCall, at
 
@@ -121,17 +122,15 @@ async def test_a_cancelled_caller_does_not_undo_its_write(
     assert await store.get_call("acme", "c1") is not None
 
 
-async def test_close_finishes_the_queued_writes(db_path: object, make_call: MakeCall) -> None:
-    store = SqliteStore(db_path)  # type: ignore[arg-type]
+async def test_close_finishes_the_queued_writes(db_path: Path, make_call: MakeCall) -> None:
+    store = SqliteStore(db_path)
     await store.open()
-    from dialflow.store import Organization
-
     await store.create_org(Organization("acme", "Acme"))
     tasks = [asyncio.ensure_future(store.insert_call(make_call(f"c{i}", i))) for i in range(30)]
     await queued()
     await store.close()
     await asyncio.gather(*tasks)
-    again = SqliteStore(db_path)  # type: ignore[arg-type]
+    again = SqliteStore(db_path)
     await again.open()
     try:
         assert await again.count_live_calls("acme") == 30
