@@ -82,13 +82,13 @@ class Server:
 
 
 async def start_server(tmp_path: Path, **overrides: Any) -> Server:
-    rtp = find_free_udp_port(span=200)
+    rtp = find_free_udp_port(span=60)
     settings = Settings.from_env(
         host="127.0.0.1",
         port=free_tcp_port(),
         sip_host="127.0.0.1",
         sip_port=find_free_udp_port(tcp=True),
-        rtp_ports=(rtp, rtp + 198),
+        rtp_ports=(rtp, rtp + 58),
         data_dir=tmp_path / "data",
         admin_token=ADMIN,
         **overrides,

@@ -113,7 +113,11 @@ def find_free_udp_port(host: str = LOCALHOST, *, span: int = 1, tcp: bool = Fals
     never handed out twice in one process.
     """
     with _port_lock:
-        for _ in range(500):
+        for attempt in range(1000):
+            if attempt == 500:
+                # Ports of finished tests are free again (the bind check below proves it):
+                # forget them rather than run out in a long session.
+                _handed_out.clear()
             base = _rng.randrange(20000, 32000 - span, 2)
             ports = range(base, base + span)
             if any(p in _handed_out for p in ports):

@@ -26,8 +26,8 @@ def _peak_hz(frames: list[np.ndarray]) -> float:
 
 
 def _config() -> EndpointConfig:
-    base = find_free_udp_port(span=200)
-    return EndpointConfig(sip_host="127.0.0.1", sip_port=0, rtp_port_range=(base, base + 198))
+    base = find_free_udp_port(span=60)
+    return EndpointConfig(sip_host="127.0.0.1", sip_port=0, rtp_port_range=(base, base + 58))
 
 
 @pytest.fixture

@@ -33,9 +33,9 @@ def _spectrum_peak(frames: list[np.ndarray]) -> tuple[float, float]:
 
 @pytest.fixture
 async def endpoint() -> AsyncIterator[SipEndpoint]:
-    base = find_free_udp_port(span=200)
+    base = find_free_udp_port(span=60)
     ep = SipEndpoint(
-        EndpointConfig(sip_host="127.0.0.1", sip_port=0, rtp_port_range=(base, base + 198))
+        EndpointConfig(sip_host="127.0.0.1", sip_port=0, rtp_port_range=(base, base + 58))
     )
     await ep.start()
     try:
@@ -146,9 +146,9 @@ async def test_sipp_calls_dialflow_with_audio_and_dtmf() -> None:
         end = await call.wait_ended(timeout=15)
         ended.append(end.reason)
 
-    base = find_free_udp_port(span=200)
+    base = find_free_udp_port(span=60)
     ep = SipEndpoint(
-        EndpointConfig(sip_host="127.0.0.1", sip_port=0, rtp_port_range=(base, base + 198)),
+        EndpointConfig(sip_host="127.0.0.1", sip_port=0, rtp_port_range=(base, base + 58)),
         on_incoming=on_incoming,
     )
     await ep.start()

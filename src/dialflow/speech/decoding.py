@@ -381,8 +381,12 @@ class Engine:
         audio = np.concatenate(utt.audio16)
         dec.activate_search(grammar)
         try:
+            # Live mode (full_utt=False) on purpose: pocketsphinx 5.1.1 crashes in
+            # cmn_live() on the next live utterance after a full_utt=True pass. The
+            # running cepstral mean left by the free-form pass over this same audio is
+            # the right starting point anyway.
             dec.start_utt()
-            dec.process_raw(audio.tobytes(), False, True)
+            dec.process_raw(audio.tobytes(), False, False)
             dec.end_utt()
             hyp = dec.hyp()
         finally:
