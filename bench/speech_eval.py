@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from dialflow.rtp.g711 import ulaw_decode, ulaw_encode  # noqa: E402
-from dialflow.speech.asr import Recognizer, RecognizerConfig, Transcript  # noqa: E402
-from dialflow.speech.matching import edit_distance, normalize_words  # noqa: E402
-from dialflow.speech.tts import TtsEngine  # noqa: E402
+from dialflow.rtp.g711 import ulaw_decode, ulaw_encode
+from dialflow.speech.asr import Recognizer, RecognizerConfig, Transcript
+from dialflow.speech.matching import edit_distance, normalize_words
+from dialflow.speech.tts import TtsEngine
 
 PROMPTS = [
     "Thank you for calling. Please listen carefully as our menu options have changed.",

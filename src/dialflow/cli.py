@@ -98,6 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     dial.add_argument("--ring-timeout", type=float, default=30.0)
     dial.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
+    test = sub.add_parser("test", help="run a suite of tester calls (JUnit; exit 1 on failure)")
+    test.add_argument("suite", help="suite file (YAML or JSON), see docs/testing.md")
+    test.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    test.add_argument(
+        "--server", help="API base URL (default: the suite's server, DIALFLOW_URL, :8080)"
+    )
+    test.add_argument("--token", default=os.environ.get("DIALFLOW_TOKEN"),
+                      help="API key of the suite's organization (default: DIALFLOW_TOKEN)")
+    test.add_argument("--org", help="organization (default: the suite's org)")
+    test.add_argument("--concurrency", type=int, help="calls at once (default: the suite's)")
+    test.add_argument("--embedded", action="store_true",
+                      help="start a server in this process for the run (self-contained)")
+    test.add_argument("--sip", metavar="HOST:PORT",
+                      help="the server's SIP address for {sip} (default: from its numbers)")
+    test.add_argument("--no-progress", action="store_true", help="no live progress bar")
+
+    demo = sub.add_parser("demo", help="embedded server + a real call from a tester flow to an IVR")
+    demo.add_argument("--keep-running", action="store_true",
+                      help="leave the server up after the call (Ctrl-C stops it)")
+    demo.add_argument("--port", type=int, default=0, help="HTTP port (default: a free one)")
+    demo.add_argument("--sip-port", type=int, default=0, help="SIP port (default: a free one)")
+
     amd = sub.add_parser("amd", help="answering-machine detection tools")
     amd_sub = amd.add_subparsers(dest="amd_command", required=True)
     classify = amd_sub.add_parser("classify", help="classify recordings offline")
@@ -131,6 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import client
 
         return client.main(args)
+    if args.command == "test":
+        from .testing.command import main as test_main
+
+        return test_main(args)
+    if args.command == "demo":
+        from .demo import main as demo_main
+
+        return demo_main(args)
     if args.command == "dial":
         from .telephony.runner import dial
 

@@ -55,7 +55,10 @@ def _print_call(call: dict[str, Any]) -> None:
     sip = call.get("sip") or {}
     flow = call.get("flow") or {}
     print(f"session   {call['sessionId']}")
-    print(f"status    {call['status']}" + (f" (hangup by {call['hangupBy']})" if call.get("hangupBy") else ""))
+    print(
+        f"status    {call['status']}"
+        + (f" (hangup by {call['hangupBy']})" if call.get("hangupBy") else "")
+    )
     print(f"to        {call['to']}")
     if sip.get("finalCode"):
         print(f"sip       {sip['finalCode']} {sip.get('finalReason') or ''}")
@@ -67,7 +70,8 @@ def _print_call(call: dict[str, Any]) -> None:
         print(f"flow      {flow['outcome']}: {' > '.join(flow.get('path') or [])}")
     for assertion in flow.get("assertions") or []:
         mark = "PASS" if assertion.get("passed") else "FAIL"
-        print(f"  {mark} {assertion.get('node')}: expected {assertion.get('expected')!r}, heard {assertion.get('heard')!r}")
+        expected, heard = assertion.get("expected"), assertion.get("heard")
+        print(f"  {mark} {assertion.get('node')}: expected {expected!r}, heard {heard!r}")
     if call.get("error"):
         print(f"error     {call['error'].get('code')}: {call['error'].get('message')}")
 

@@ -59,7 +59,9 @@ class Server:
         assert k.status_code == 201, k.text
         return r.json(), {"Authorization": f"Bearer {k.json()['key']}"}
 
-    async def flow(self, org_id: str, headers: dict[str, str], doc: dict[str, Any]) -> dict[str, Any]:
+    async def flow(
+        self, org_id: str, headers: dict[str, str], doc: dict[str, Any]
+    ) -> dict[str, Any]:
         r = await self.http.post(f"/v1/organizations/{org_id}/flows", json=doc, headers=headers)
         assert r.status_code == 201, r.text
         return dict(r.json())
@@ -71,7 +73,9 @@ class Server:
         terminal = {"completed", "busy", "no_answer", "failed", "canceled"}
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            r = await self.http.get(f"/v1/organizations/{org_id}/calls/{session_id}", headers=headers)
+            r = await self.http.get(
+                f"/v1/organizations/{org_id}/calls/{session_id}", headers=headers
+            )
             assert r.status_code == 200, r.text
             call = dict(r.json())
             if call["status"] in terminal:
@@ -94,8 +98,14 @@ async def start_server(tmp_path: Path, **overrides: Any) -> Server:
         **overrides,
     )
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
-                       log_level="warning", lifespan="on", loop="none")
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            lifespan="on",
+            loop="none",
+        )
     )
     task = asyncio.get_running_loop().create_task(server.serve())
     for _ in range(200):

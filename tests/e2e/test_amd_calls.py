@@ -28,7 +28,9 @@ def _fax_wav(path: Path) -> Path:
     rate, seconds = 8000, 7.0
     t = np.arange(int(rate * seconds)) / rate
     on = ((t - 0.3) % 3.5 < 0.5) & (t >= 0.3)
-    signal = np.where(on, 6000 * np.sin(2 * np.pi * 1100 * t), 0) + np.random.default_rng(3).normal(0, 30, t.size)
+    signal = np.where(on, 6000 * np.sin(2 * np.pi * 1100 * t), 0) + np.random.default_rng(3).normal(
+        0, 30, t.size
+    )
     return write_wav(path, signal.astype(np.int16))
 
 
@@ -55,7 +57,10 @@ async def test_amd_human_machine_fax(server: Server, receiver: Receiver, tmp_pat
     fax = make_wav_pcap(tmp_path / "fax.pcap", _fax_wav(tmp_path / "fax.wav"))
 
     call = await _amd_call(
-        server, headers, human, {"enabled": True, "mode": "sync", "runFlowOn": ["human"]},
+        server,
+        headers,
+        human,
+        {"enabled": True, "mode": "sync", "runFlowOn": ["human"]},
         maxDuration=3,
     )
     assert call["amd"]["result"] == "human", call["amd"]
@@ -63,9 +68,13 @@ async def test_amd_human_machine_fax(server: Server, receiver: Receiver, tmp_pat
     assert call["flow"]["outcome"] == "completed" and call["flow"]["path"] == ["wait"]
 
     call = await _amd_call(
-        server, headers, machine,
+        server,
+        headers,
+        machine,
         {"enabled": True, "mode": "async", "detectBeep": True, "runFlowOn": ["human", "machine"]},
-        maxDuration=9, mode="webhook", webhookUrl=receiver.url,
+        maxDuration=9,
+        mode="webhook",
+        webhookUrl=receiver.url,
     )
     assert call["amd"]["result"] == "machine", call["amd"]
     assert call["amd"]["beep"] is True
@@ -76,12 +85,20 @@ async def test_amd_human_machine_fax(server: Server, receiver: Receiver, tmp_pat
         await asyncio.sleep(0.05)
     types = [q["json"]["type"] for q in receiver.requests]
     assert types[0:2] == ["call.ringing", "call.answered"] and types[-1] == "call.completed"
-    amd_events = [q["json"]["call"]["amd"] for q in receiver.requests if q["json"]["type"] == "call.amd"]
-    assert [e["result"] for e in amd_events] == ["machine", "machine"]  # the decision, then the beep
+    amd_events = [
+        q["json"]["call"]["amd"] for q in receiver.requests if q["json"]["type"] == "call.amd"
+    ]
+    assert [e["result"] for e in amd_events] == [
+        "machine",
+        "machine",
+    ]  # the decision, then the beep
     assert amd_events[-1]["beep"] is True
 
     call = await _amd_call(
-        server, headers, fax, {"enabled": True, "mode": "sync", "runFlowOn": ["human"]},
+        server,
+        headers,
+        fax,
+        {"enabled": True, "mode": "sync", "runFlowOn": ["human"]},
     )
     assert call["amd"]["result"] == "fax", call["amd"]
     assert call["flow"]["outcome"] == "skipped" and call["hangupBy"] == "flow"

@@ -40,8 +40,9 @@ async def _setup(server: Server, **org: Any) -> dict[str, str]:
     return headers
 
 
-async def _call(server: Server, headers: dict[str, str], body: dict[str, Any], flow: str = "bye",
-                **kw: Any) -> Any:
+async def _call(
+    server: Server, headers: dict[str, str], body: dict[str, Any], flow: str = "bye", **kw: Any
+) -> Any:
     return await server.http.post(
         f"/v1/organizations/acme/flows/{flow}/calls", json=body, headers=headers, **kw
     )
@@ -54,7 +55,9 @@ async def test_completed_in_sync_mode(server: Server) -> None:
     headers = await _setup(server)
     with Sipp("uas_answer", timeout=15) as uas:  # waits for our BYE
         r = await _call(
-            server, headers, {"to": uas.uri("bob"), "mode": "sync", "from": "+15550001111"},
+            server,
+            headers,
+            {"to": uas.uri("bob"), "mode": "sync", "from": "+15550001111"},
             flow="short",
         )
         result = await asyncio.to_thread(uas.wait)
@@ -113,7 +116,9 @@ async def test_delete_while_ringing_cancels(server: Server) -> None:
         r = await _call(server, headers, {"to": uas.uri("ring")})
         session_id = r.json()["sessionId"]
         for _ in range(100):
-            got = await server.http.get(f"/v1/organizations/acme/calls/{session_id}", headers=headers)
+            got = await server.http.get(
+                f"/v1/organizations/acme/calls/{session_id}", headers=headers
+            )
             if got.json()["status"] == "ringing":
                 break
             await asyncio.sleep(0.05)
@@ -130,7 +135,9 @@ async def test_delete_after_answer_hangs_up(server: Server) -> None:
         r = await _call(server, headers, {"to": uas.uri("bob")}, flow="hold")
         session_id = r.json()["sessionId"]
         for _ in range(100):
-            got = await server.http.get(f"/v1/organizations/acme/calls/{session_id}", headers=headers)
+            got = await server.http.get(
+                f"/v1/organizations/acme/calls/{session_id}", headers=headers
+            )
             if got.json()["status"] == "in_progress":
                 break
             await asyncio.sleep(0.05)
@@ -144,7 +151,9 @@ async def test_sync_timeout_returns_202_and_max_duration(server: Server) -> None
     headers = await _setup(server)
     with Sipp("uas_answer", timeout=15) as uas:
         r = await _call(
-            server, headers, {"to": uas.uri("bob"), "mode": "sync", "syncTimeout": 1, "maxDuration": 2},
+            server,
+            headers,
+            {"to": uas.uri("bob"), "mode": "sync", "syncTimeout": 1, "maxDuration": 2},
             flow="hold",
         )
         assert r.status_code == 202 and r.json()["status"] == "in_progress"
@@ -163,8 +172,9 @@ async def test_webhooks_in_order_signed_and_retried(server: Server, receiver: Re
     await server.flow("acme", headers, HANGUP_FLOW)
     receiver.statuses = [500, 503]  # the first event fails twice, then succeeds
     with Sipp("uas_answer", uas_bye=True, hold_ms=300, timeout=15) as uas:
-        r = await _call(server, headers, {"to": uas.uri("bob"), "mode": "webhook",
-                                          "webhookUrl": receiver.url})
+        r = await _call(
+            server, headers, {"to": uas.uri("bob"), "mode": "webhook", "webhookUrl": receiver.url}
+        )
         assert r.status_code == 202
         session_id = r.json()["sessionId"]
         await server.wait_status("acme", session_id, headers)
@@ -195,8 +205,11 @@ async def test_webhook_url_must_be_public_without_the_flag(tmp_path: Path) -> No
         await srv.flow("acme", headers, HANGUP_FLOW)
         r = await srv.http.post(
             "/v1/organizations/acme/flows/bye/calls",
-            json={"to": "sip:bob@127.0.0.1:5999", "mode": "webhook",
-                  "webhookUrl": "http://127.0.0.1:9/hook"},
+            json={
+                "to": "sip:bob@127.0.0.1:5999",
+                "mode": "webhook",
+                "webhookUrl": "http://127.0.0.1:9/hook",
+            },
             headers=headers,
         )
         assert r.status_code == 422
@@ -236,7 +249,8 @@ async def test_concurrency_and_cps_limits(server: Server) -> None:
     assert second.json()["error"]["code"] == "rate_limited"
 
     r = await server.http.patch(
-        "/v1/organizations/acme", json={"maxConcurrentCalls": 50, "callsPerSecond": 1},
+        "/v1/organizations/acme",
+        json={"maxConcurrentCalls": 50, "callsPerSecond": 1},
         headers=server.admin(),
     )
     assert r.status_code == 200
@@ -265,8 +279,14 @@ async def test_pstn_number_goes_through_default_trunk_with_digest(server: Server
     with Sipp("uas_auth", timeout=15) as trunk:
         t = await server.http.post(
             "/v1/organizations/acme/trunks",
-            json={"id": "main", "proxy": f"sip:{trunk.address}", "username": "alice",
-                  "password": "secret", "fromUser": "+15550001111", "default": True},
+            json={
+                "id": "main",
+                "proxy": f"sip:{trunk.address}",
+                "username": "alice",
+                "password": "secret",
+                "fromUser": "+15550001111",
+                "default": True,
+            },
             headers=headers,
         )
         assert t.status_code == 201, t.text
@@ -292,12 +312,17 @@ async def test_tenancy_and_auth(server: Server) -> None:
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     r = await server.http.get("/v1/organizations/acme", headers={"Authorization": "Bearer nope"})
     assert r.status_code == 401
-    for path in ("/v1/organizations/acme", "/v1/organizations/acme/flows/bye",
-                 "/v1/organizations/acme/calls", "/v1/organizations/acme/trunks"):
+    for path in (
+        "/v1/organizations/acme",
+        "/v1/organizations/acme/flows/bye",
+        "/v1/organizations/acme/calls",
+        "/v1/organizations/acme/trunks",
+    ):
         r = await server.http.get(path, headers=other)
         assert r.status_code == 404, path
-    r = await server.http.post("/v1/organizations/acme/flows/bye/calls", json={"to": "sip:a@127.0.0.1"},
-                               headers=other)
+    r = await server.http.post(
+        "/v1/organizations/acme/flows/bye/calls", json={"to": "sip:a@127.0.0.1"}, headers=other
+    )
     assert r.status_code == 404
     r = await server.http.post("/v1/organizations", json={"id": "x", "name": "X"}, headers=acme)
     assert r.status_code == 403
@@ -308,7 +333,9 @@ async def test_tenancy_and_auth(server: Server) -> None:
 async def test_bad_input(server: Server) -> None:
     headers = await _setup(server)
     url = "/v1/organizations/acme/flows/bye/calls"
-    r = await server.http.post(url, content=b"{not json", headers={**headers, "Content-Type": "application/json"})
+    r = await server.http.post(
+        url, content=b"{not json", headers={**headers, "Content-Type": "application/json"}
+    )
     assert r.status_code == 422
     r = await _call(server, headers, {"to": "sip:a@127.0.0.1", "amd": {"timeoutMs": "soon"}})
     assert r.status_code == 422
@@ -334,15 +361,24 @@ async def test_bad_input(server: Server) -> None:
 
 async def test_flow_versions_and_validation(server: Server) -> None:
     _, headers = await server.org("acme")
-    yaml_doc = "id: menu\nstart: a\nnodes:\n  a: {type: say, text: hi, next: b}\n  b: {type: hangup}\n"
-    r = await server.http.post("/v1/organizations/acme/flows", content=yaml_doc,
-                               headers={**headers, "Content-Type": "application/yaml"})
+    yaml_doc = (
+        "id: menu\nstart: a\nnodes:\n  a: {type: say, text: hi, next: b}\n  b: {type: hangup}\n"
+    )
+    r = await server.http.post(
+        "/v1/organizations/acme/flows",
+        content=yaml_doc,
+        headers={**headers, "Content-Type": "application/yaml"},
+    )
     assert r.status_code == 201 and r.json()["version"] == 1
-    r = await server.http.put("/v1/organizations/acme/flows/menu", json=HANGUP_FLOW | {"id": "menu"},
-                              headers=headers)
+    r = await server.http.put(
+        "/v1/organizations/acme/flows/menu", json=HANGUP_FLOW | {"id": "menu"}, headers=headers
+    )
     assert r.status_code == 200 and r.json()["version"] == 2
-    bad = {"id": "bad", "start": "a", "nodes": {"a": {"type": "say", "text": "x", "next": "nowhere"},
-                                                "b": {"type": "teleport"}}}
+    bad = {
+        "id": "bad",
+        "start": "a",
+        "nodes": {"a": {"type": "say", "text": "x", "next": "nowhere"}, "b": {"type": "teleport"}},
+    }
     r = await server.http.post("/v1/organizations/acme/flows", json=bad, headers=headers)
     assert r.status_code == 422
     paths = {d["path"] for d in r.json()["error"]["details"]}
@@ -374,8 +410,9 @@ async def test_list_filters_pagination_csv_and_restart(tmp_path: Path) -> None:
         assert seen == list(reversed(ids))
         r = await srv.http.get("/v1/organizations/acme/calls?status=completed", headers=headers)
         assert r.json()["data"] == []
-        r = await srv.http.get("/v1/organizations/acme/calls",
-                               headers={**headers, "Accept": "text/csv"})
+        r = await srv.http.get(
+            "/v1/organizations/acme/calls", headers={**headers, "Accept": "text/csv"}
+        )
         rows = list(csv.DictReader(io.StringIO(r.text)))
         assert r.headers["content-type"].startswith("text/csv")
         assert len(rows) == 5 and {row["status"] for row in rows} == {"busy"}
@@ -387,7 +424,11 @@ async def test_list_filters_pagination_csv_and_restart(tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json()["status"] == "busy"
         ev = await srv.http.get(f"/v1/organizations/acme/calls/{ids[0]}/events", headers=headers)
         statuses = [e["status"] for e in ev.json()["data"] if e["type"] == "status"]
-        assert statuses == ["queued", "dialing", "ringing", "busy"] or statuses == ["queued", "dialing", "busy"]
+        assert statuses == ["queued", "dialing", "ringing", "busy"] or statuses == [
+            "queued",
+            "dialing",
+            "busy",
+        ]
     finally:
         await stop_server(srv)
 
@@ -399,6 +440,9 @@ async def test_health_metrics_openapi(server: Server) -> None:
     assert r.status_code == 200 and "dialflow_active_calls" in r.text
     r = await server.http.get("/openapi.json")
     paths = r.json()["paths"]
-    for path in ("/v1/organizations", "/v1/organizations/{org_id}/flows/{flow_id}/calls",
-                 "/v1/organizations/{org_id}/calls/{session_id}/webhook-deliveries"):
+    for path in (
+        "/v1/organizations",
+        "/v1/organizations/{org_id}/flows/{flow_id}/calls",
+        "/v1/organizations/{org_id}/calls/{session_id}/webhook-deliveries",
+    ):
         assert path in paths

@@ -25,19 +25,43 @@ def _ivr(crm_url: str) -> dict[str, Any]:
                 "text": "Hello {{ vars.name }}. Press one for sales, or two for support.",
                 "next": "ask",
             },
-            "ask": {"type": "gather", "input": ["dtmf"], "numDigits": 1, "timeout": 8,
-                    "saveAs": "choice", "next": "route"},
-            "route": {"type": "branch",
-                      "cases": [{"when": "vars.choice == '1'", "next": "lookup"}],
-                      "default": "bye"},
-            "lookup": {"type": "http", "method": "POST", "url": crm_url,
-                       "json": {"choice": "{{ vars.choice }}"}, "timeout": 3,
-                       "saveAs": "crm", "onError": "bye", "next": "mark"},
+            "ask": {
+                "type": "gather",
+                "input": ["dtmf"],
+                "numDigits": 1,
+                "timeout": 8,
+                "saveAs": "choice",
+                "next": "route",
+            },
+            "route": {
+                "type": "branch",
+                "cases": [{"when": "vars.choice == '1'", "next": "lookup"}],
+                "default": "bye",
+            },
+            "lookup": {
+                "type": "http",
+                "method": "POST",
+                "url": crm_url,
+                "json": {"choice": "{{ vars.choice }}"},
+                "timeout": 3,
+                "saveAs": "crm",
+                "onError": "bye",
+                "next": "mark",
+            },
             "mark": {"type": "set", "values": {"order": "{{ vars.crm.order }}"}, "next": "confirm"},
-            "confirm": {"type": "say", "text": "Your order is confirmed. Goodbye.",
-                        "bargeIn": False, "next": "rec"},
-            "rec": {"type": "record", "maxSeconds": 3, "silenceTimeout": 1, "saveAs": "msg",
-                    "next": "bye"},
+            "confirm": {
+                "type": "say",
+                "text": "Your order is confirmed. Goodbye.",
+                "bargeIn": False,
+                "next": "rec",
+            },
+            "rec": {
+                "type": "record",
+                "maxSeconds": 3,
+                "silenceTimeout": 1,
+                "saveAs": "msg",
+                "next": "bye",
+            },
             "bye": {"type": "hangup"},
         },
     }
@@ -47,13 +71,25 @@ TESTER = {
     "id": "tester",
     "start": "hear-menu",
     "nodes": {
-        "hear-menu": {"type": "expect", "heard": "press one for sales", "within": 15,
-                      "next": "press"},
+        "hear-menu": {
+            "type": "expect",
+            "heard": "press one for sales",
+            "within": 15,
+            "next": "press",
+        },
         "press": {"type": "send_dtmf", "digits": "1", "next": "hear-confirm"},
-        "hear-confirm": {"type": "expect", "heard": "your order is confirmed", "within": 15,
-                         "next": "leave-message"},
-        "leave-message": {"type": "say", "text": "Please call me back tomorrow.", "bargeIn": False,
-                          "next": "wait"},
+        "hear-confirm": {
+            "type": "expect",
+            "heard": "your order is confirmed",
+            "within": 15,
+            "next": "leave-message",
+        },
+        "leave-message": {
+            "type": "say",
+            "text": "Please call me back tomorrow.",
+            "bargeIn": False,
+            "next": "wait",
+        },
         "wait": {"type": "pause", "seconds": 3, "next": "end"},
         "end": {"type": "hangup"},
     },
@@ -66,8 +102,9 @@ async def test_tester_flow_drives_ivr_flow_end_to_end(server: Server, receiver: 
     crm_url = receiver.url
     await server.flow("acme", headers, _ivr(crm_url))
     await server.flow("acme", headers, TESTER)
-    r = await server.http.post("/v1/organizations/acme/numbers",
-                               json={"number": "7001", "flowId": "ivr"}, headers=headers)
+    r = await server.http.post(
+        "/v1/organizations/acme/numbers", json={"number": "7001", "flowId": "ivr"}, headers=headers
+    )
     assert r.status_code == 201, r.text
     sip_uri = r.json()["sipUri"]
     r = await server.http.post(
@@ -84,7 +121,9 @@ async def test_tester_flow_drives_ivr_flow_end_to_end(server: Server, receiver: 
     assert tester["flow"]["path"][:4] == ["hear-menu", "press", "hear-confirm", "leave-message"]
     # The IVR side: an inbound call with its own record.
     await asyncio.sleep(0.5)
-    listed = await server.http.get("/v1/organizations/acme/calls?direction=inbound", headers=headers)
+    listed = await server.http.get(
+        "/v1/organizations/acme/calls?direction=inbound", headers=headers
+    )
     ivr = listed.json()["data"][0]
     assert ivr["direction"] == "inbound" and ivr["status"] == "completed"
     assert ivr["flow"]["path"][:6] == ["greet", "ask", "route", "lookup", "mark", "confirm"]

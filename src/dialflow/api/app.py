@@ -105,7 +105,9 @@ def create_app(
     install_error_handlers(app)
 
     @app.middleware("http")
-    async def _latency(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def _latency(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         start = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")
@@ -191,7 +193,11 @@ async def _start(
     await dispatcher.start()
     log.info(
         "dialflow %s: HTTP on %s:%d, SIP on %s:%d, data in %s",
-        __version__, settings.host, settings.port, settings.sip_host, endpoint.port,
+        __version__,
+        settings.host,
+        settings.port,
+        settings.sip_host,
+        endpoint.port,
         settings.data_dir,
     )
     return state

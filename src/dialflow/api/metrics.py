@@ -11,12 +11,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.calls = Counter(
-            "dialflow_calls", "Calls that reached a terminal status", ["status"],
+            "dialflow_calls",
+            "Calls that reached a terminal status",
+            ["status"],
             registry=self.registry,
         )
         self.active = Gauge("dialflow_active_calls", "Calls in progress", registry=self.registry)
         self.webhook_attempts = Counter(
-            "dialflow_webhook_attempts", "Webhook delivery attempts by result", ["result"],
+            "dialflow_webhook_attempts",
+            "Webhook delivery attempts by result",
+            ["result"],
             registry=self.registry,
         )
         self.api_latency = Histogram(
@@ -27,7 +31,8 @@ class Metrics:
             registry=self.registry,
         )
         self.sip_malformed = Gauge(
-            "dialflow_sip_malformed_messages", "Malformed SIP messages received",
+            "dialflow_sip_malformed_messages",
+            "Malformed SIP messages received",
             registry=self.registry,
         )
 

@@ -166,12 +166,15 @@ class NumberList(OutModel):
 AmdResult = Literal["human", "machine", "fax", "unknown"]
 
 
+_DEFAULT_RUN_FLOW_ON: list[AmdResult] = ["human", "unknown"]
+
+
 class AmdOptionsIn(ApiModel):
     enabled: bool = True
     mode: Literal["sync", "async"] = "sync"
     timeout_ms: int = Field(5000, ge=500, le=60_000)
     detect_beep: bool = False
-    run_flow_on: list[AmdResult] = Field(default_factory=lambda: ["human", "unknown"])
+    run_flow_on: list[AmdResult] = Field(default_factory=lambda: _DEFAULT_RUN_FLOW_ON.copy())
 
 
 class CallCreate(ApiModel):
@@ -250,8 +253,15 @@ class CallOut(OutModel):
     to: str
     from_: str | None = Field(None, alias="from")
     status: Literal[
-        "queued", "dialing", "ringing", "in_progress", "completed", "busy", "no_answer",
-        "failed", "canceled",
+        "queued",
+        "dialing",
+        "ringing",
+        "in_progress",
+        "completed",
+        "busy",
+        "no_answer",
+        "failed",
+        "canceled",
     ]
     amd: AmdInfo | None = None
     sip: SipInfo

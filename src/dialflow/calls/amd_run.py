@@ -54,9 +54,7 @@ class CallAmd:
             "reason": None,
             "confidence": None,
         }
-        self.decision: asyncio.Future[dict[str, Any]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        self.decision: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
     def start(self, leg: Any) -> None:
         self._sub = leg.on_frame(self._on_frame)
@@ -95,8 +93,14 @@ class CallAmd:
             log.exception("AMD failed on %s", self.session.id)
             self._unsubscribe()
             if not self.decision.done():
-                self._decide({"result": "unknown", "decisionMs": self._ms, "reason": "error",
-                              "confidence": 0.0})
+                self._decide(
+                    {
+                        "result": "unknown",
+                        "decisionMs": self._ms,
+                        "reason": "error",
+                        "confidence": 0.0,
+                    }
+                )
             return
         if events:
             self._handle(events)

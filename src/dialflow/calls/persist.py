@@ -31,8 +31,9 @@ class SessionWriter:
         self._enqueue_webhook = enqueue_webhook
         self._queue: asyncio.Queue[Op] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._enqueued = 0
+        self._written = 0
+        self._progress = asyncio.Event()
         self.errors = 0
 
     def start(self) -> None:
@@ -50,8 +51,10 @@ class SessionWriter:
         """Wait until everything queued so far is written."""
         if self._task is None:
             return
-        while not self._queue.empty() or not self._idle.is_set():
-            await asyncio.sleep(0.002)
+        target = self._enqueued
+        while self._written < target:
+            self._progress.clear()
+            await self._progress.wait()
 
     def events(self, events: list[CallEvent]) -> None:
         self._put(("events", events))
@@ -63,7 +66,7 @@ class SessionWriter:
         self._put(("webhook", delivery))
 
     def _put(self, op: Op) -> None:
-        self._idle.clear()
+        self._enqueued += 1
         self._queue.put_nowait(op)
 
     async def _run(self) -> None:
@@ -77,8 +80,8 @@ class SessionWriter:
             except Exception:
                 self.errors += 1
                 log.exception("writing %d session operations failed", len(batch))
-            if self._queue.empty():
-                self._idle.set()
+            self._written += len(batch)
+            self._progress.set()
 
     async def _write(self, batch: list[Op]) -> None:
         pending_events: list[CallEvent] = []

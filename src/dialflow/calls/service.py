@@ -293,8 +293,12 @@ class CallService:
         except asyncio.CancelledError:
             if call is not None:
                 await call.hangup()
-            self._finish(session, CallStatus.FAILED, hangup_by="system",
-                         error={"code": "shutdown", "message": "the server stopped"})
+            self._finish(
+                session,
+                CallStatus.FAILED,
+                hangup_by="system",
+                error={"code": "shutdown", "message": "the server stopped"},
+            )
             raise
         except Exception as exc:
             log.exception("call %s failed", session.id)
@@ -302,15 +306,20 @@ class CallService:
                 with contextlib.suppress(Exception):
                     await call.hangup()
             status = CallStatus.FAILED
-            self._finish(session, status, hangup_by="system" if session.record.answered_at else None,
-                         error={"code": "internal_error", "message": str(exc) or type(exc).__name__})
+            self._finish(
+                session,
+                status,
+                hangup_by="system" if session.record.answered_at else None,
+                error={"code": "internal_error", "message": str(exc) or type(exc).__name__},
+            )
         finally:
             self._close(session, org.id)
 
     def _on_sip_event(self, session: CallSession, event: object) -> None:
         if isinstance(event, CallProgress):
-            session.record_event("sip.progress", code=event.code, reason=event.reason,
-                                 earlyMedia=event.early_media)
+            session.record_event(
+                "sip.progress", code=event.code, reason=event.reason, earlyMedia=event.early_media
+            )
             if session.status is CallStatus.DIALING:
                 session.transition(CallStatus.RINGING, code=event.code)
 
@@ -320,7 +329,11 @@ class CallService:
         session.record.sip["finalCode"] = call.final_code
         session.record.sip["finalReason"] = call.final_reason
         amd = options.amd if options.amd and options.amd.enabled else None
-        session.transition(CallStatus.IN_PROGRESS, code=call.final_code, amdPending=amd is not None and amd.mode == "sync")
+        session.transition(
+            CallStatus.IN_PROGRESS,
+            code=call.final_code,
+            amdPending=amd is not None and amd.mode == "sync",
+        )
         if options.max_duration:
             loop = asyncio.get_running_loop()
             timer = loop.call_later(options.max_duration, self._max_duration_reached, session, call)
@@ -438,7 +451,10 @@ class CallService:
     def _skip_flow(self, session: CallSession, variables: dict[str, Any], result: str) -> None:
         """AMD said something runFlowOn does not list: no flow, hang up (outcome skipped)."""
         session.record.flow = {
-            "outcome": "skipped", "path": [], "variables": variables, "assertions": []
+            "outcome": "skipped",
+            "path": [],
+            "variables": variables,
+            "assertions": [],
         }
         session.record_event("flow.skipped", amd=result)
 
@@ -516,9 +532,7 @@ class CallService:
 
     # -- inbound calls
 
-    async def handle_inbound(
-        self, call: InboundCall, org: Organization, flow: FlowVersion
-    ) -> None:
+    async def handle_inbound(self, call: InboundCall, org: Organization, flow: FlowVersion) -> None:
         """Answer an INVITE to one of the organization's numbers and run its flow."""
         if not self.limiter.admit_inbound(org.id, org.max_concurrent_calls):
             await call.reject(486, "Busy Here")
@@ -563,8 +577,12 @@ class CallService:
             log.exception("inbound call %s failed", session.id)
             with contextlib.suppress(Exception):
                 await call.hangup()
-            self._finish(session, CallStatus.FAILED, hangup_by="system",
-                         error={"code": "internal_error", "message": str(exc)})
+            self._finish(
+                session,
+                CallStatus.FAILED,
+                hangup_by="system",
+                error={"code": "internal_error", "message": str(exc)},
+            )
         finally:
             self._close(session, org.id)
 

@@ -38,9 +38,11 @@ class CallIO:
         self.speaking = False  # the far end is talking now (energy VAD, for barge-in)
         self._speech_event = asyncio.Event()
         self.digit_log: list[str] = []
-        self.on_digit: Callable[[str, str], None] | None = None  # (digit, source)
-        self._subs = [leg.on_dtmf(lambda d: self._digit(d.digit, "rfc4733")),
-                      leg.on_frame(self._frame)]
+        self.on_digit: Callable[[str, str], object] | None = None  # (digit, source)
+        self._subs = [
+            leg.on_dtmf(lambda d: self._digit(d.digit, "rfc4733")),
+            leg.on_frame(self._frame),
+        ]
 
     def close(self) -> None:
         for sub in self._subs:

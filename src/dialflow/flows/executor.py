@@ -73,7 +73,9 @@ class FlowExecutor:
         try:
             while node_id is not None:
                 if state.steps >= flow.max_steps:
-                    return state.result("error", f"more than maxSteps ({flow.max_steps}) node visits")
+                    return state.result(
+                        "error", f"more than maxSteps ({flow.max_steps}) node visits"
+                    )
                 state.steps += 1
                 node = flow.nodes[node_id]
                 state.path.append(node_id)
@@ -99,13 +101,19 @@ class FlowExecutor:
                     return state.result(state.final_outcome(), None)
                 except (ExpressionError, NodeError) as exc:
                     ctx.session.record_event(
-                        "flow.node.left", node=node_id, result="error", durationMs=duration,
+                        "flow.node.left",
+                        node=node_id,
+                        result="error",
+                        durationMs=duration,
                         error=str(exc),
                     )
                     return state.result("error", f"node {node_id!r}: {exc}")
                 state.last = last
                 ctx.session.record_event(
-                    "flow.node.left", node=node_id, result=_summary(last), durationMs=duration,
+                    "flow.node.left",
+                    node=node_id,
+                    result=_summary(last),
+                    durationMs=duration,
                     next=next_id,
                 )
                 node_id = next_id

@@ -12,6 +12,7 @@ import time
 import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +110,9 @@ async def say(state: RunState, node_id: str, node: m.SayNode) -> tuple[str | Non
     return node.next, {"text": text, "bargedIn": how == "barged"}
 
 
-async def play(state: RunState, node_id: str, node: m.PlayNode) -> tuple[str | None, dict[str, Any]]:
+async def play(
+    state: RunState, node_id: str, node: m.PlayNode
+) -> tuple[str | None, dict[str, Any]]:
     if node.file:
         path = (state.executor.media_dir / node.file).resolve()
         if state.executor.media_dir.resolve() not in path.parents or not path.is_file():
@@ -121,7 +124,7 @@ async def play(state: RunState, node_id: str, node: m.PlayNode) -> tuple[str | N
         what = state.render(node.url)
         source_bytes = await _fetch(state, what)
     try:
-        audio = WavFile(_BytesReader(source_bytes)).samples
+        audio = WavFile(BytesIO(source_bytes)).samples
     except Exception as exc:
         raise NodeError(f"{what}: not a playable WAV file ({exc})") from None
     how = "finished"
@@ -132,18 +135,12 @@ async def play(state: RunState, node_id: str, node: m.PlayNode) -> tuple[str | N
     return node.next, {"played": what, "bargedIn": how == "barged"}
 
 
-class _BytesReader:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def read(self, n: int = -1) -> bytes:
-        return self._data
-
-
 # -- input
 
 
-async def gather(state: RunState, node_id: str, node: m.GatherNode) -> tuple[str | None, dict[str, Any]]:
+async def gather(
+    state: RunState, node_id: str, node: m.GatherNode
+) -> tuple[str | None, dict[str, Any]]:
     io = state.io
     want_dtmf = "dtmf" in node.input
     want_speech = "speech" in node.input
@@ -195,7 +192,9 @@ async def gather(state: RunState, node_id: str, node: m.GatherNode) -> tuple[str
 # -- logic
 
 
-async def branch(state: RunState, node_id: str, node: m.BranchNode) -> tuple[str | None, dict[str, Any]]:
+async def branch(
+    state: RunState, node_id: str, node: m.BranchNode
+) -> tuple[str | None, dict[str, Any]]:
     scope = state.scope()
     for index, case in enumerate(node.cases):
         if evaluate_condition(case.when, scope):
@@ -212,7 +211,9 @@ async def set_(state: RunState, node_id: str, node: m.SetNode) -> tuple[str | No
     return node.next, {"set": values}
 
 
-async def http(state: RunState, node_id: str, node: m.HttpNode) -> tuple[str | None, dict[str, Any]]:
+async def http(
+    state: RunState, node_id: str, node: m.HttpNode
+) -> tuple[str | None, dict[str, Any]]:
     url = state.render(node.url)
     scope = state.scope()
     headers = {k: render(v, scope) for k, v in (node.headers or {}).items()}
@@ -227,8 +228,9 @@ async def http(state: RunState, node_id: str, node: m.HttpNode) -> tuple[str | N
     except ValueError:
         data = text
     if response.status_code >= 400:
-        return _http_error(state, node, f"HTTP {response.status_code}", status=response.status_code,
-                           data=data)
+        return _http_error(
+            state, node, f"HTTP {response.status_code}", status=response.status_code, data=data
+        )
     state.vars[node.save_as] = data
     return node.next, {"status": response.status_code}
 
@@ -271,7 +273,9 @@ async def _fetch(state: RunState, url: str) -> bytes:
 # -- recording and listening
 
 
-async def record(state: RunState, node_id: str, node: m.RecordNode) -> tuple[str | None, dict[str, Any]]:
+async def record(
+    state: RunState, node_id: str, node: m.RecordNode
+) -> tuple[str | None, dict[str, Any]]:
     frames: list[np.ndarray] = []
     heard_speech = False
     silent_since = time.monotonic()
@@ -328,7 +332,9 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
         out.writeframes(audio.astype("<i2").tobytes())
 
 
-async def listen(state: RunState, node_id: str, node: m.ListenNode) -> tuple[str | None, dict[str, Any]]:
+async def listen(
+    state: RunState, node_id: str, node: m.ListenNode
+) -> tuple[str | None, dict[str, Any]]:
     text = await _transcribe(state, [], node.max_seconds, node.silence_timeout)
     state.vars[node.save_as] = text
     state.ctx.session.record_event("listen", node=node_id, heard=text)
@@ -361,7 +367,9 @@ async def _transcribe(
         session.close()
 
 
-async def expect(state: RunState, node_id: str, node: m.ExpectNode) -> tuple[str | None, dict[str, Any]]:
+async def expect(
+    state: RunState, node_id: str, node: m.ExpectNode
+) -> tuple[str | None, dict[str, Any]]:
     expected = node.heard or node.pattern or ""
     hints = [node.heard] if node.heard else []
 
@@ -412,7 +420,9 @@ async def wait_for_beep(
 # -- call control
 
 
-async def send_dtmf(state: RunState, node_id: str, node: m.SendDtmfNode) -> tuple[str | None, dict[str, Any]]:
+async def send_dtmf(
+    state: RunState, node_id: str, node: m.SendDtmfNode
+) -> tuple[str | None, dict[str, Any]]:
     leg = state.ctx.call.leg
     if leg is None:
         raise NodeError("no media")
@@ -421,12 +431,16 @@ async def send_dtmf(state: RunState, node_id: str, node: m.SendDtmfNode) -> tupl
     return node.next, {"sent": node.digits}
 
 
-async def pause(state: RunState, node_id: str, node: m.PauseNode) -> tuple[str | None, dict[str, Any]]:
+async def pause(
+    state: RunState, node_id: str, node: m.PauseNode
+) -> tuple[str | None, dict[str, Any]]:
     await asyncio.sleep(node.seconds)
     return node.next, {}
 
 
-async def transfer(state: RunState, node_id: str, node: m.TransferNode) -> tuple[str | None, dict[str, Any]]:
+async def transfer(
+    state: RunState, node_id: str, node: m.TransferNode
+) -> tuple[str | None, dict[str, Any]]:
     target = state.render(node.to)
     if re.match(r"^\+[1-9][0-9]{1,14}$", target):
         target = f"tel:{target}"
@@ -439,7 +453,9 @@ async def transfer(state: RunState, node_id: str, node: m.TransferNode) -> tuple
     raise FlowEnd("transferred")
 
 
-async def hangup(state: RunState, node_id: str, node: m.HangupNode) -> tuple[str | None, dict[str, Any]]:
+async def hangup(
+    state: RunState, node_id: str, node: m.HangupNode
+) -> tuple[str | None, dict[str, Any]]:
     state.ctx.session.local_hangup_by = state.ctx.session.local_hangup_by or "flow"
     state.ctx.session.record_event("hangup", node=node_id, reason=node.reason)
     await state.ctx.call.hangup()

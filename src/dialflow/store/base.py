@@ -74,7 +74,9 @@ class Store(Protocol):
     async def delete_trunk(self, org_id: str, trunk_id: str) -> bool: ...
 
     # -- flows (versioned; a deleted flow keeps its versions for the calls that used them)
-    async def create_flow(self, org_id: str, flow_id: str, document: dict[str, object]) -> FlowVersion:
+    async def create_flow(
+        self, org_id: str, flow_id: str, document: dict[str, object]
+    ) -> FlowVersion:
         """Version 1. Raises Conflict if a live (not deleted) flow has that id."""
 
     async def add_flow_version(
@@ -138,7 +140,9 @@ class Store(Protocol):
         """At start-up: every non-terminal call becomes failed, hangupBy system. Returns ids."""
 
     # -- idempotency keys (24 h)
-    async def get_idempotency(self, org_id: str, key: str, since: datetime) -> IdempotencyRecord | None:
+    async def get_idempotency(
+        self, org_id: str, key: str, since: datetime
+    ) -> IdempotencyRecord | None:
         """The record for that key created at or after ``since``."""
 
     async def put_idempotency(self, record: IdempotencyRecord) -> bool:

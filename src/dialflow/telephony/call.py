@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..media.leg import MediaLeg
 from ..sip import sdp
@@ -272,11 +272,10 @@ class Call:
             return False, "no answer to REFER"
         if response.status >= 300:
             return False, f"REFER refused: {response.status} {response.reason}"
-        ended = asyncio.ensure_future(self._ended.wait())
+        ended: asyncio.Future[Any] = asyncio.ensure_future(self._ended.wait())
+        waiters: set[asyncio.Future[Any]] = {self._refer_result, ended}
         try:
-            done, _ = await asyncio.wait(
-                {self._refer_result, ended}, timeout=timeout, return_when="FIRST_COMPLETED"
-            )
+            await asyncio.wait(waiters, timeout=timeout, return_when="FIRST_COMPLETED")
         finally:
             ended.cancel()
         if self._refer_result.done():

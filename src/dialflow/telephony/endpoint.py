@@ -527,6 +527,12 @@ class SipEndpoint:
         if self.on_incoming is None:
             self.respond(server_tx, make_response(request, 480, "No Incoming Calls Here"))
             return
+        problem = _dialog_problem(request)
+        if problem is not None:
+            # RFC 3261 §8.1.1.8/§12.1.1: an INVITE must let us form a dialog.
+            self.respond(server_tx, make_response(request, 400, problem))
+            self._bad_log.warning("INVITE from %s:%d refused: %s", source[0], source[1], problem)
+            return
         try:
             call = InboundCall(self, request, server_tx, source, transport)
         except SipError as exc:
@@ -598,6 +604,20 @@ class SipEndpoint:
 _KNOWN_METHODS = frozenset(
     {"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER", "PRACK", "UPDATE", "NOTIFY"}
 )
+
+
+def _dialog_problem(request: SipRequest) -> str | None:
+    """Why an INVITE cannot create a dialog (None when it can)."""
+    try:
+        contacts = request.contacts
+        from_tag = request.from_.tag
+    except SipError:
+        return "Bad Contact or From"
+    if not contacts or contacts[0].wildcard or not isinstance(contacts[0].uri, SipUri):
+        return "Missing Contact"
+    if not from_tag:
+        return "Missing From Tag"
+    return None
 
 
 def _failed_reason() -> Any:

@@ -253,6 +253,7 @@ class SuiteRunner:
         *,
         server: str,
         token: str,
+        org: str | None = None,
         sip_address: str | None = None,
         concurrency: int | None = None,
         listener: RunListener | None = None,
@@ -261,7 +262,7 @@ class SuiteRunner:
     ) -> None:
         self.suite = suite
         self.server = server.rstrip("/")
-        self.org = suite.model.org
+        self.org = org or suite.model.org
         self.sip_address = sip_address
         self.concurrency = concurrency or suite.model.concurrency
         self.listener: RunListener = listener or _Silent()

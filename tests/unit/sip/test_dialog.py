@@ -20,7 +20,8 @@ INVITE = (
     b"Call-ID: 3848276298220188511@atlanta.example.com\r\n"
     b"CSeq: 1 INVITE\r\n"
     b"Contact: <sip:alice@10.0.0.1:5060>\r\n"
-    b'Authorization: Digest username="alice", realm="x", nonce="n", uri="sip:bob@biloxi.example.com", response="0"\r\n'
+    b'Authorization: Digest username="alice", realm="x", nonce="n", '
+    b'uri="sip:bob@biloxi.example.com", response="0"\r\n'
     b"Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\r\n"
     b"Content-Length: 0\r\n\r\n"
 )

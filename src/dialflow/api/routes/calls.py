@@ -156,7 +156,9 @@ async def _create(
     except DestinationNotAllowed as exc:
         raise ApiError(403, "destination_not_allowed", exc.reason) from None
     except NoTrunk as exc:
-        raise validation_error("body.trunk", f"{exc}: add a trunk for phone numbers", "no_trunk") from None
+        raise validation_error(
+            "body.trunk", f"{exc}: add a trunk for phone numbers", "no_trunk"
+        ) from None
     except LimitExceeded as exc:
         raise ApiError(
             429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after)}
@@ -206,10 +208,32 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 
 
 CSV_COLUMNS = [
-    "sessionId", "orgId", "flowId", "flowVersion", "direction", "mode", "to", "from", "status",
-    "amdResult", "amdDecisionMs", "beep", "sipCallId", "sipFinalCode", "sipFinalReason",
-    "hangupBy", "createdAt", "dialedAt", "ringingAt", "answeredAt", "endedAt", "durationMs",
-    "flowOutcome", "flowPath", "errorCode", "errorMessage",
+    "sessionId",
+    "orgId",
+    "flowId",
+    "flowVersion",
+    "direction",
+    "mode",
+    "to",
+    "from",
+    "status",
+    "amdResult",
+    "amdDecisionMs",
+    "beep",
+    "sipCallId",
+    "sipFinalCode",
+    "sipFinalReason",
+    "hangupBy",
+    "createdAt",
+    "dialedAt",
+    "ringingAt",
+    "answeredAt",
+    "endedAt",
+    "durationMs",
+    "flowOutcome",
+    "flowPath",
+    "errorCode",
+    "errorMessage",
 ]
 
 
@@ -218,12 +242,31 @@ def _csv_row(record: CallRecord) -> list[Any]:
     amd = view["amd"] or {}
     error = view["error"] or {}
     return [
-        view["sessionId"], view["orgId"], view["flowId"], view["flowVersion"], view["direction"],
-        view["mode"], view["to"], view["from"], view["status"], amd.get("result"),
-        amd.get("decisionMs"), amd.get("beep"), view["sip"]["callId"], view["sip"]["finalCode"],
-        view["sip"]["finalReason"], view["hangupBy"], view["createdAt"], view["dialedAt"],
-        view["ringingAt"], view["answeredAt"], view["endedAt"], view["durationMs"],
-        view["flow"]["outcome"], " > ".join(view["flow"]["path"]), error.get("code"),
+        view["sessionId"],
+        view["orgId"],
+        view["flowId"],
+        view["flowVersion"],
+        view["direction"],
+        view["mode"],
+        view["to"],
+        view["from"],
+        view["status"],
+        amd.get("result"),
+        amd.get("decisionMs"),
+        amd.get("beep"),
+        view["sip"]["callId"],
+        view["sip"]["finalCode"],
+        view["sip"]["finalReason"],
+        view["hangupBy"],
+        view["createdAt"],
+        view["dialedAt"],
+        view["ringingAt"],
+        view["answeredAt"],
+        view["endedAt"],
+        view["durationMs"],
+        view["flow"]["outcome"],
+        " > ".join(view["flow"]["path"]),
+        error.get("code"),
         error.get("message"),
     ]
 
@@ -231,7 +274,9 @@ def _csv_row(record: CallRecord) -> list[Any]:
 @router.get(
     "/calls",
     response_model=CallList,
-    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"}
+    },
 )
 async def list_calls(
     org_id: str,
@@ -252,8 +297,11 @@ async def list_calls(
     if cursor is not None and not _cursor_ok(cursor):
         raise validation_error("query.cursor", "not a cursor from this API")
     filters: dict[str, Any] = dict(
-        status=status, flow_id=flow_id, direction=direction,
-        created_from=created_from, created_to=created_to,
+        status=status,
+        flow_id=flow_id,
+        direction=direction,
+        created_from=created_from,
+        created_to=created_to,
     )
     await state.service.writer.flush()  # a list right after a change sees it
     if "text/csv" in request.headers.get("accept", ""):
@@ -311,13 +359,15 @@ async def _csv_stream(
     "/calls/{session_id}/recording",
     responses={200: {"content": {"audio/wav": {}}, "description": "the call's recording"}},
 )
-async def get_recording(org_id: str, session_id: str, state: State, principal: Auth) -> FileResponse:
+async def get_recording(
+    org_id: str, session_id: str, state: State, principal: Auth
+) -> FileResponse:
     await load_org(state, principal, org_id)
     record = await _current(state, org_id, session_id)
     if record is None or not record.recording_path:
         raise not_found("recording")
     path = Path(record.recording_path)
-    if not path.is_file():
+    if not await asyncio.to_thread(path.is_file):
         raise not_found("recording")
     return FileResponse(path, media_type="audio/wav", filename=f"{session_id}.wav")
 

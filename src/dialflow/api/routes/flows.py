@@ -42,8 +42,10 @@ async def _read_document(request: Request) -> Any:
             422,
             "invalid_flow",
             str(exc),
-            details=[{"path": p.path or "body", "message": p.message, "code": p.code}
-                     for p in exc.problems],
+            details=[
+                {"path": p.path or "body", "message": p.message, "code": p.code}
+                for p in exc.problems
+            ],
         ) from None
 
 

@@ -49,7 +49,9 @@ def _org_out(org: Organization, *, with_secret: bool = False) -> OrganizationOut
 
 
 @router.post("", status_code=201, response_model=OrganizationOut, response_model_exclude_none=True)
-async def create_organization(body: OrganizationCreate, state: State, principal: Auth) -> OrganizationOut:
+async def create_organization(
+    body: OrganizationCreate, state: State, principal: Auth
+) -> OrganizationOut:
     principal.require_admin()
     org = Organization(
         id=body.id,
@@ -95,12 +97,15 @@ async def rotate_webhook_secret(org_id: str, state: State, principal: Auth) -> W
 
 
 @router.post("/{org_id}/api-keys", status_code=201, response_model=ApiKeyOut)
-async def create_api_key(org_id: str, body: ApiKeyCreate, state: State, principal: Auth) -> ApiKeyOut:
+async def create_api_key(
+    org_id: str, body: ApiKeyCreate, state: State, principal: Auth
+) -> ApiKeyOut:
     await load_org(state, principal, org_id)
     principal.require_admin()
     key = new_api_key()
-    record = ApiKey(id="key_" + secrets.token_hex(8), org_id=org_id, name=body.name,
-                    key_hash=hash_key(key))
+    record = ApiKey(
+        id="key_" + secrets.token_hex(8), org_id=org_id, name=body.name, key_hash=hash_key(key)
+    )
     await state.store.add_api_key(record)
     return ApiKeyOut(id=record.id, name=record.name, key=key, created_at=record.created_at)
 
@@ -218,7 +223,9 @@ def _number_out(state: State, number: InboundNumber) -> NumberOut:
 
 
 @router.post("/{org_id}/numbers", status_code=201, response_model=NumberOut, tags=["numbers"])
-async def create_number(org_id: str, body: NumberCreate, state: State, principal: Auth) -> NumberOut:
+async def create_number(
+    org_id: str, body: NumberCreate, state: State, principal: Auth
+) -> NumberOut:
     await load_org(state, principal, org_id)
     if await state.store.get_flow(org_id, body.flow_id) is None:
         raise validation_error("body.flowId", f"no flow {body.flow_id!r}", "unknown_flow")
