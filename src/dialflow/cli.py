@@ -153,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import client
 
         return client.main(args)
+    if args.command in ("test", "demo") and not args.verbose:
+        # Their own output says what happens; INFO logs (server, httpx, alembic at import)
+        # would interleave with the progress and the timeline.
+        logging.getLogger().setLevel(logging.WARNING)
     if args.command == "test":
         from .testing.command import main as test_main
 

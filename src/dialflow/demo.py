@@ -38,8 +38,8 @@ IVR_FLOW: dict[str, Any] = {
     "nodes": {
         "menu": {
             "type": "say",
-            "text": "Welcome to the dialflow demo. To confirm your appointment, press one. "
-                    "To cancel it, press two.",
+            "text": "Hello. This is a reminder of your appointment tomorrow. "
+                    "Press one to confirm, or two to cancel.",
             "next": "choice",
         },
         "choice": {"type": "gather", "input": ["dtmf"], "numDigits": 1, "timeout": 8,
@@ -68,7 +68,7 @@ TESTER_FLOW: dict[str, Any] = {
     "name": "Demo tester: confirms the appointment",
     "start": "hear-menu",
     "nodes": {
-        "hear-menu": {"type": "expect", "heard": "press one", "within": 12, "next": "press-1"},
+        "hear-menu": {"type": "expect", "heard": "press one to confirm", "within": 12, "next": "press-1"},
         "press-1": {"type": "send_dtmf", "digits": "1", "next": "hear-confirmation"},
         "hear-confirmation": {"type": "expect", "heard": "appointment is confirmed",
                               "within": 10, "next": "hang-up"},
@@ -250,8 +250,8 @@ async def run_demo(
 def main(args: argparse.Namespace) -> int:
     """Entry point from ``dialflow.cli``."""
     if not getattr(args, "verbose", False):
-        # The server's INFO lines would interleave with the timeline.
-        logging.getLogger("dialflow").setLevel(logging.WARNING)
+        # The server's (and httpx's, alembic's) INFO lines would interleave with the timeline.
+        logging.getLogger().setLevel(logging.WARNING)
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 110
     console = Console(highlight=False, width=width)
     outcome: dict[str, int] = {}

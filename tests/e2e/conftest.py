@@ -175,7 +175,12 @@ class Receiver:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 status = self.statuses.pop(0) if self.statuses else 200
                 self.requests.append(
-                    {"headers": headers, "body": body, "json": json.loads(body), "status": status}
+                    {
+                        "headers": headers,
+                        "body": body,
+                        "json": json.loads(body) if body else None,
+                        "status": status,
+                    }
                 )
                 payload = json.dumps(self.response).encode()
                 writer.write(

@@ -82,9 +82,9 @@ async def run_suite(
 
 
 def _quiet_logs(verbose: bool) -> None:
-    # The embedded server logs at INFO under `dialflow`; the progress output says it all.
+    # The embedded server, httpx and alembic log at INFO; the progress output says it all.
     if not verbose:
-        logging.getLogger("dialflow").setLevel(logging.WARNING)
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 async def _main(args: argparse.Namespace, console: Console) -> int:
