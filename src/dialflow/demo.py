@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -25,7 +26,7 @@ from rich.table import Table
 from .testing.embedded import EmbeddedError, EmbeddedServer
 from .testing.runner import SetupError, SuiteRunner, TestResult, TestStatus
 from .testing.suite import suite_from_data
-from .testing.timeline import amd_text, build_timeline
+from .testing.timeline import amd_text, build_timeline, prompts_of
 
 ORG = "demo"
 NUMBER = "7001"
@@ -124,16 +125,19 @@ class _Steps:
 
 def _timeline_table(result: TestResult) -> Table:
     sides = []
+    prompts: dict[str, dict[str, str]] = {}
     if result.leg is not None:
         sides.append(("tester", result.leg.events))
+        prompts["tester"] = prompts_of(result.leg.flow)
     if result.far_end is not None:
         sides.append(("ivr", result.far_end.events))
+        prompts["ivr"] = prompts_of(result.far_end.flow)
     table = Table(title="Timeline (seconds from answer; tester = caller, ivr = number 7001)",
                   title_justify="left", show_lines=False, pad_edge=False)
     table.add_column("t (s)", justify="right", no_wrap=True)
     table.add_column("side", no_wrap=True)
     table.add_column("event", overflow="fold")
-    for entry in build_timeline(sides):
+    for entry in build_timeline(sides, prompts=prompts):
         side_style = _SIDE_STYLE.get(entry.side, "")
         kind_style = _KIND_STYLE.get(entry.kind, "")
         table.add_row(f"{entry.at:+.2f}", f"[{side_style}]{entry.side}[/{side_style}]",
@@ -156,9 +160,11 @@ def _print_outcome(console: Console, result: TestResult) -> None:
         far_flow = far.get("flow") or {}
         console.print(f"  ivr call     {far.get('sessionId')}: {far.get('status')}, "
                       f"flow outcome {far_flow.get('outcome')}, "
-                      f"variables {far_flow.get('variables')}")
+                      f"variables {escape(json.dumps(far_flow.get('variables') or {}))}")
         console.print(f"  ivr path     {' > '.join(far_flow.get('path') or []) or '-'}")
-    console.print(f"  AMD          {escape(amd_text(call.get('amd')))}")
+    amd = call.get("amd") or {}
+    note = "  (an IVR's recorded prompt is a machine to AMD)" if amd.get("result") == "machine" else ""
+    console.print(f"  AMD          {escape(amd_text(call.get('amd')))}{note}")
     for a in result.assertions:
         style, mark = ("green", "PASS") if a.get("passed") else ("red", "FAIL")
         console.print(f"  [{style}]{mark}[/{style}]         {a.get('node')}: expected "

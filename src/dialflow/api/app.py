@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -191,6 +192,10 @@ async def _start(
     await endpoint.start()
     await service.start()
     await dispatcher.start()
+    if settings.flows_dir is not None:
+        from .flows_dir import load_flows_dir
+
+        await load_flows_dir(store, Path(settings.flows_dir))
     log.info(
         "dialflow %s: HTTP on %s:%d, SIP on %s:%d, data in %s",
         __version__,
@@ -210,7 +215,7 @@ def _default_flow_runner(settings: Settings) -> FlowRunner | None:
         return None
     return FlowExecutor(
         data_dir=settings.data_dir,
-        media_dir=settings.flows_dir,
+        media_dir=Path(settings.flows_dir) if settings.flows_dir else None,
         http_allow_private=settings.webhook_allow_private,
     )
 

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .runner import SuiteReport, TestResult, TestStatus
-from .timeline import amd_text, build_timeline, format_lines
+from .timeline import amd_text, build_timeline, format_lines, prompts_of
 
 # XML 1.0 §2.2: these code points cannot appear in a document, even escaped.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -88,8 +88,10 @@ def system_out(result: TestResult, org: str) -> str:
         lines.append("heard:")
         lines.extend(f"  {h}" for h in result.heard)
     sides = []
+    prompts: dict[str, dict[str, str]] = {}
     if result.leg is not None and result.leg.events:
         sides.append(("tester", result.leg.events))
+        prompts["tester"] = prompts_of(result.leg.flow)
     if result.far_end is not None:
         far_flow = (result.far_end.call.get("flow") or {})
         lines.append(
@@ -98,9 +100,10 @@ def system_out(result: TestResult, org: str) -> str:
             f"{' > '.join(far_flow.get('path') or []) or '-'})"
         )
         sides.append(("far-end", result.far_end.events))
+        prompts["far-end"] = prompts_of(result.far_end.flow)
     if sides:
         lines.append("timeline (seconds from answer):")
-        lines.extend(format_lines(build_timeline(sides)))
+        lines.extend(format_lines(build_timeline(sides, prompts=prompts)))
     return "\n".join(lines)
 
 

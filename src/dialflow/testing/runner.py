@@ -50,10 +50,11 @@ class Mismatch:
 
 @dataclass(slots=True)
 class CallLeg:
-    """A call as the API shows it: the Call object and its event log."""
+    """A call as the API shows it: the Call object, its event log and its flow document."""
 
     call: dict[str, Any]
     events: list[dict[str, Any]] = field(default_factory=list)
+    flow: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -443,7 +444,7 @@ class SuiteRunner:
                 return
             await asyncio.sleep(self.poll_interval)
             call = await self._get_call(session_id) or call
-        result.leg = CallLeg(call, await self._events(session_id))
+        result.leg = CallLeg(call, await self._events(session_id), await self._flow_of(call))
         result.far_end = await self._far_end(call)
         result.mismatches = check_expectations(test, call, result.leg.events)
         result.status = TestStatus.FAILED if result.mismatches else TestStatus.PASSED
@@ -510,9 +511,24 @@ class SuiteRunner:
                     break
                 await asyncio.sleep(0.1)
                 far = await self._get_call(str(far["sessionId"])) or far
-            return CallLeg(far, await self._events(str(far["sessionId"])))
+            return CallLeg(far, await self._events(str(far["sessionId"])), await self._flow_of(far))
         except httpx.HTTPError:
             return None
+
+    async def _flow_of(self, call: dict[str, Any]) -> dict[str, Any] | None:
+        """The flow document (the version the call ran), for the prompts' text."""
+        if not call.get("flowId"):
+            return None
+        params = {"version": str(call["flowVersion"])} if call.get("flowVersion") else None
+        try:
+            response = await self.http.get(f"{self._org_path}/flows/{call['flowId']}",
+                                           params=params)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        document = response.json().get("document")
+        return dict(document) if isinstance(document, dict) else None
 
 
 def _is_local(call: dict[str, Any], sip_address: str | None) -> bool:

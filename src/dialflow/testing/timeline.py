@@ -142,22 +142,36 @@ def describe(event: Mapping[str, Any], say_text: Mapping[str, str]) -> tuple[str
     return "other", f"{kind} {extra}" if extra else kind
 
 
+def prompts_of(flow_document: Mapping[str, Any] | None) -> dict[str, str]:
+    """The text of each ``say`` node of a flow document (templates unrendered)."""
+    nodes = (flow_document or {}).get("nodes") or {}
+    return {
+        str(name): str(node.get("text"))
+        for name, node in nodes.items()
+        if isinstance(node, Mapping) and node.get("type") == "say" and node.get("text")
+    }
+
+
 def build_timeline(
-    sides: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], zero: datetime | None = None
+    sides: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+    zero: datetime | None = None,
+    prompts: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[TimelineEntry]:
     """Merge the event logs of ``sides`` (``(label, events)``) in time order.
 
     ``zero`` defaults to the first side's answer time (else its first event).
+    ``prompts`` (by side label, see :func:`prompts_of`) gives the text of prompts that
+    never finished (the call ended while they played), which have no ``say`` event.
     """
     if zero is None and sides:
         first = sides[0][1]
         zero = answered_at(first) or (parse_time(first[0].get("at")) if first else None)
     entries: list[tuple[datetime, int, int, TimelineEntry]] = []
     for side_index, (label, events) in enumerate(sides):
-        say_text = {
-            str(e.get("node")): str(e.get("text", ""))
-            for e in events if e.get("type") == "say"
-        }
+        say_text = dict((prompts or {}).get(label) or {})
+        say_text.update(
+            {str(e.get("node")): str(e.get("text", "")) for e in events if e.get("type") == "say"}
+        )
         for event in events:
             at = parse_time(event.get("at"))
             described = describe(event, say_text)
