@@ -13,7 +13,7 @@
 # lock. See docs/interop.md.
 set -euo pipefail
 
-PACKAGES=(sip-tester baresip-core flite sox)
+PACKAGES=(sip-tester baresip-core flite sox espeak-ng)
 BARESIP_MODULES=(g711 aufile sndfile menu ctrl_tcp account)
 LOCK_TIMEOUT=600 # seconds to wait for another apt/dpkg to finish
 

@@ -199,6 +199,15 @@ class Call:
 
     async def hangup(self) -> None:
         """End the call from our side: BYE when answered, CANCEL or reject before."""
+        if self.state is CallState.ENDED:
+            return
+        if self.is_answered:
+            self._send_bye()
+            self._finish(EndReason.COMPLETED, HangupBy.LOCAL)
+        else:
+            await self._end_unanswered()
+
+    async def _end_unanswered(self) -> None:
         raise NotImplementedError
 
     # -- in-dialog requests (both directions)
@@ -637,18 +646,8 @@ class OutboundCall(Call):
         self._cancel_sent = True
         self.endpoint.cancel_invite(self._invite_tx)
 
-    def _call_finished_cleanup(self) -> bool:
-        """Keep routing late responses to a canceled INVITE (late 1xx → CANCEL, 2xx → BYE)."""
-        return self._cancel_reason is not None and not self.is_answered
-
-    async def hangup(self) -> None:
-        if self.state is CallState.ENDED:
-            return
-        if self.is_answered:
-            self._send_bye()
-            self._finish(EndReason.COMPLETED, HangupBy.LOCAL)
-        else:
-            self.cancel(EndReason.CANCELED)
+    async def _end_unanswered(self) -> None:
+        self.cancel(EndReason.CANCELED)
 
 
 class InboundCall(Call):
@@ -761,11 +760,5 @@ class InboundCall(Call):
                 EndReason.CANCELED, HangupBy.REMOTE, code=487, sip_reason="Request Terminated"
             )
 
-    async def hangup(self) -> None:
-        if self.state is CallState.ENDED:
-            return
-        if self.is_answered:
-            self._send_bye()
-            self._finish(EndReason.COMPLETED, HangupBy.LOCAL)
-        else:
-            await self.reject(480, "Temporarily Unavailable")
+    async def _end_unanswered(self) -> None:
+        await self.reject(480, "Temporarily Unavailable")
