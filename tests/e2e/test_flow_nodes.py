@@ -182,3 +182,98 @@ async def test_transfer_sends_refer_and_ends_the_flow(server: Server) -> None:
     assert call["status"] == "completed" and call["hangupBy"] == "flow"
     assert call["flow"]["outcome"] == "completed" and call["flow"]["path"] == ["wait", "go"]
     assert "Refer-To: <sip:agent@127.0.0.1:5999>" in result.messages
+
+
+async def test_barge_in_max_steps_and_flow_version_pinning(server: Server) -> None:
+    """DTMF stops a prompt with bargeIn and is kept for the next gather; a loop ends at
+    maxSteps with outcome error; a running call keeps the flow version it started with."""
+    _, headers = await server.org("acme")
+    long_text = "This is a very long announcement that nobody wants to hear to the end. " * 3
+    await server.flow(
+        "acme",
+        headers,
+        {
+            "id": "menu",
+            "start": "prompt",
+            "nodes": {
+                "prompt": {"type": "say", "text": long_text, "next": "ask"},
+                "ask": {
+                    "type": "gather",
+                    "input": ["dtmf"],
+                    "numDigits": 1,
+                    "timeout": 5,
+                    "saveAs": "key",
+                    "next": "end",
+                },
+                "end": {"type": "hangup"},
+            },
+        },
+    )
+    await server.flow(
+        "acme",
+        headers,
+        {
+            "id": "presser",
+            "start": "wait",
+            "nodes": {
+                "wait": {"type": "pause", "seconds": 1, "next": "press"},
+                "press": {"type": "send_dtmf", "digits": "7", "next": "hold"},
+                "hold": {"type": "pause", "seconds": 10},
+            },
+        },
+    )
+    r = await server.http.post(
+        "/v1/organizations/acme/numbers", json={"number": "7200", "flowId": "menu"}, headers=headers
+    )
+    uri = r.json()["sipUri"]
+    r = await server.http.post(
+        "/v1/organizations/acme/flows/presser/calls", json={"to": uri}, headers=headers
+    )
+    presser = r.json()["sessionId"]
+    # New version while the call runs: the running call keeps version 1.
+    await server.http.put(
+        "/v1/organizations/acme/flows/presser",
+        headers=headers,
+        json={
+            "id": "presser",
+            "start": "x",
+            "nodes": {"x": {"type": "hangup"}},
+        },
+    )
+    call = await server.wait_status("acme", presser, headers, timeout=30)
+    assert call["flowVersion"] == 1 and call["flow"]["path"] == ["wait", "press", "hold"]
+    inbound = (
+        await server.http.get("/v1/organizations/acme/calls?direction=inbound", headers=headers)
+    ).json()["data"][0]
+    assert inbound["flow"]["variables"]["key"] == "7"
+    assert inbound["durationMs"] < 8000  # the 15 s prompt was cut short by the digit
+    events = (
+        await server.http.get(
+            f"/v1/organizations/acme/calls/{inbound['sessionId']}/events", headers=headers
+        )
+    ).json()["data"]
+    assert [e["bargedIn"] for e in events if e["type"] == "say"] == [True]
+
+    await server.flow(
+        "acme",
+        headers,
+        {
+            "id": "loop",
+            "start": "a",
+            "maxSteps": 5,
+            "nodes": {
+                "a": {"type": "pause", "seconds": 0.05, "next": "b"},
+                "b": {"type": "branch", "cases": [{"when": "true", "next": "a"}], "default": "a"},
+            },
+        },
+    )
+    with Sipp("uas_answer", timeout=15) as uas:
+        r = await server.http.post(
+            "/v1/organizations/acme/flows/loop/calls",
+            json={"to": uas.uri("l"), "mode": "sync"},
+            headers=headers,
+        )
+        await asyncio.to_thread(uas.wait)
+    call = r.json()
+    assert call["flow"]["outcome"] == "error" and "maxSteps" in call["error"]["message"]
+    assert len(call["flow"]["path"]) == 5

@@ -247,16 +247,21 @@ def _http_error(
 async def _request(
     state: RunState, method: str, url: str, headers: dict[str, str], body: Any, timeout: float
 ) -> httpx.Response:
+    from ..webhooks.transport import GuardedTransport
     from ..webhooks.urls import WebhookUrlNotAllowed, check_webhook_url_async
 
+    # The same SSRF rules as webhooks: checked now, and again on the address actually
+    # connected to (GuardedTransport), so DNS rebinding cannot reach a private service.
     allow_private = state.executor.http_allow_private
     try:
         await check_webhook_url_async(url, allow_private=allow_private)
+        transport = GuardedTransport(allow_private=allow_private)
+        async with httpx.AsyncClient(
+            transport=transport, timeout=timeout, follow_redirects=False
+        ) as client:
+            return await client.request(method, url, headers=headers, json=body)
     except WebhookUrlNotAllowed as exc:
         raise NodeError(f"{url}: {exc}") from None
-    try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            return await client.request(method, url, headers=headers, json=body)
     except httpx.HTTPError as exc:
         raise NodeError(f"{type(exc).__name__}: {exc}") from None
 
