@@ -69,9 +69,9 @@ PROMPTS = [
 
 def telephone(samples: np.ndarray) -> np.ndarray:
     """8 kHz µ-law round trip with 0.3 s before and 1.2 s of silence after the prompt."""
-    audio = np.concatenate(
-        [np.zeros(2400, np.int16), samples, np.zeros(9600, np.int16)]
-    ).astype(np.int16)
+    audio = np.concatenate([np.zeros(2400, np.int16), samples, np.zeros(9600, np.int16)]).astype(
+        np.int16
+    )
     return ulaw_decode(ulaw_encode(audio))
 
 

@@ -104,19 +104,31 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument(
         "--server", help="API base URL (default: the suite's server, DIALFLOW_URL, :8080)"
     )
-    test.add_argument("--token", default=os.environ.get("DIALFLOW_TOKEN"),
-                      help="API key of the suite's organization (default: DIALFLOW_TOKEN)")
+    test.add_argument(
+        "--token",
+        default=os.environ.get("DIALFLOW_TOKEN"),
+        help="API key of the suite's organization (default: DIALFLOW_TOKEN)",
+    )
     test.add_argument("--org", help="organization (default: the suite's org)")
     test.add_argument("--concurrency", type=int, help="calls at once (default: the suite's)")
-    test.add_argument("--embedded", action="store_true",
-                      help="start a server in this process for the run (self-contained)")
-    test.add_argument("--sip", metavar="HOST:PORT",
-                      help="the server's SIP address for {sip} (default: from its numbers)")
+    test.add_argument(
+        "--embedded",
+        action="store_true",
+        help="start a server in this process for the run (self-contained)",
+    )
+    test.add_argument(
+        "--sip",
+        metavar="HOST:PORT",
+        help="the server's SIP address for {sip} (default: from its numbers)",
+    )
     test.add_argument("--no-progress", action="store_true", help="no live progress bar")
 
     demo = sub.add_parser("demo", help="embedded server + a real call from a tester flow to an IVR")
-    demo.add_argument("--keep-running", action="store_true",
-                      help="leave the server up after the call (Ctrl-C stops it)")
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the server up after the call (Ctrl-C stops it)",
+    )
     demo.add_argument("--port", type=int, default=0, help="HTTP port (default: a free one)")
     demo.add_argument("--sip-port", type=int, default=0, help="SIP port (default: a free one)")
 

@@ -91,7 +91,10 @@ class CallIO:
             digit = self._inband.feed(frame)
             if digit is not None:
                 self._digit(digit, "inband")
-        rms = float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) if len(frame) else 0.0
+        # One dot product instead of square + mean + sqrt (~1 µs instead of ~8 µs per
+        # frame; this runs for every received frame of every call, docs/performance.md).
+        samples = frame.astype(np.float64)
+        rms = (float(samples.dot(samples)) / len(samples)) ** 0.5 if len(samples) else 0.0
         loud = rms > 32768 * 10 ** (BARGE_IN_DBFS / 20)
         self._loud_frames = self._loud_frames + 1 if loud else 0
         speaking = self._loud_frames >= BARGE_IN_FRAMES

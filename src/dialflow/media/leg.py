@@ -147,6 +147,8 @@ class MediaLeg:
         self._streams: list[DropOldestQueue[Any]] = []
         self._concealed = 0
         self._early_packets = 0
+        # The transport's own method: one Python call less per packet on the clock task.
+        self._sendto = sock.transport.sendto
         sock.set_callback(self._on_datagram)
 
     @classmethod
@@ -421,7 +423,7 @@ class MediaLeg:
                     self._end_dtmf(True)
                 if packet is None:
                     packet = sender.audio_packet(self._silence)  # inter-digit gap
-                self._socket.sendto(packet, self._dest)
+                self._sendto(packet, self._dest)
                 return None
             assert job.inband is not None
             tone = job.inband.read(FRAME_SAMPLES)
@@ -432,28 +434,23 @@ class MediaLeg:
         frame = self._playback.read_frame()
         if frame is not None:
             return frame
-        self._socket.sendto(sender.audio_packet(self._silence), self._dest)
+        self._sendto(sender.audio_packet(self._silence), self._dest)
         return None
 
     def clock_send(self, payload: bytes) -> None:
         """Send one encoded frame."""
         sender = self._sender
         assert sender is not None
-        self._socket.sendto(sender.audio_packet(payload), self._dest)
+        self._sendto(sender.audio_packet(payload), self._dest)
 
     def clock_receive(self, now: float) -> bytes | None:
         """Pop this frame from the jitter buffer; return it for batch decoding if wanted."""
         receiver = self._receiver
         assert receiver is not None
-        payload = receiver.pop_audio()
-        deadline = receiver.dtmf.next_deadline()
-        if (
-            deadline is not None
-            and time.monotonic() >= deadline
-            and receiver.poll(time.monotonic())
-        ):
-            self._dispatch_digits(receiver)
-        if not self._frame_subs:
+        payload = receiver.jitter.pop()
+        if receiver.dtmf.pending and receiver.poll(time.monotonic()):
+            self._dispatch_digits(receiver)  # an event whose end packets were all lost
+        if not self._frame_subs.callbacks:
             return None
         if payload is not None and len(payload) == FRAME_SAMPLES:
             return payload

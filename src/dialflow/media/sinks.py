@@ -67,35 +67,37 @@ class Subscription:
 class Subscribers:
     """An ordered set of callbacks taking the same arguments."""
 
-    __slots__ = ("_callbacks", "_name")
+    __slots__ = ("_name", "callbacks")
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._callbacks: list[Callable[..., None]] = []
+        #: The subscribed callbacks, in order (read-only for callers; a plain list so
+        #: the media clock can test for subscribers without a method call).
+        self.callbacks: list[Callable[..., None]] = []
 
     def __bool__(self) -> bool:
-        return bool(self._callbacks)
+        return bool(self.callbacks)
 
     def __len__(self) -> int:
-        return len(self._callbacks)
+        return len(self.callbacks)
 
     def add(self, callback: Callable[..., None]) -> Subscription:
         """Subscribe ``callback``; returns the handle that unsubscribes it."""
-        self._callbacks.append(callback)
+        self.callbacks.append(callback)
         return Subscription(self, callback)
 
     def discard(self, callback: Callable[..., None]) -> None:
         """Unsubscribe ``callback`` if present."""
-        if callback in self._callbacks:
-            self._callbacks.remove(callback)
+        if callback in self.callbacks:
+            self.callbacks.remove(callback)
 
     def clear(self) -> None:
         """Unsubscribe everyone."""
-        self._callbacks.clear()
+        self.callbacks.clear()
 
     def publish(self, *args: object) -> None:
         """Call every subscriber; one that raises is logged and removed."""
-        callbacks = self._callbacks
+        callbacks = self.callbacks
         # A callback may unsubscribe itself: iterate a copy when there are several.
         for callback in tuple(callbacks) if len(callbacks) > 1 else callbacks:
             try:

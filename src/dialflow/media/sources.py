@@ -47,6 +47,8 @@ SAMPLE_RATE: Final = 8000
 FRAME_SAMPLES: Final = 160
 Samples = npt.NDArray[np.int16]
 
+_INT16: Final = np.dtype(np.int16)
+_FRAME_SHAPE: Final = (FRAME_SAMPLES,)
 _ZEROS: Final = np.zeros(SAMPLE_RATE, dtype=np.int16)
 _ZEROS.flags.writeable = False
 
@@ -170,6 +172,9 @@ class PlaybackQueue:
             try:
                 frame = playback.source.read(FRAME_SAMPLES)
                 if frame is not None:
+                    # Fast path for the usual exact int16 frame; fit_frame checks the rest.
+                    if frame.dtype is _INT16 and frame.shape == _FRAME_SHAPE:
+                        return frame
                     return fit_frame(frame)
             except Exception as exc:
                 log.warning("playback source %r failed: %r", playback.source, exc)

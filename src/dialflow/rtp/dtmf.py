@@ -202,8 +202,8 @@ class DtmfReceiver:
         "_duration",
         "_last_seen",
         "_recent",
-        "_reported",
         "_timestamp",
+        "pending",
         "timeout",
     )
 
@@ -213,7 +213,9 @@ class DtmfReceiver:
         self._timestamp: int | None = None
         self._digit = ""
         self._duration = 0
-        self._reported = True
+        #: True while an event has started and its digit is not reported yet (a plain
+        #: attribute: the media clock checks it for every leg on every tick).
+        self.pending = False
         self._last_seen = 0.0
         # Timestamps of finished events: late retransmissions of them are ignored.
         self._recent: deque[int] = deque(maxlen=16)
@@ -239,41 +241,41 @@ class DtmfReceiver:
             self._last_seen = now
             if event.duration > self._duration:
                 self._duration = event.duration
-            if event.end and not self._reported:
-                self._reported = True
+            if event.end and self.pending:
+                self.pending = False
                 return (self._current(),)
             return ()
         if timestamp in self._recent:
             return ()  # a late packet of an event already reported
         out: tuple[DtmfDigit, ...] = ()
         if self._timestamp is not None:
-            if not self._reported:
+            if self.pending:
                 out = (self._current(),)  # its end packets were lost
             self._recent.append(self._timestamp)
         self._timestamp = timestamp
         self._digit = DTMF_DIGITS[event.event]
         self._duration = event.duration
         self._last_seen = now
-        self._reported = event.end
+        self.pending = not event.end
         if event.end:
             out = (*out, self._current())
         return out
 
     def poll(self, now: float) -> tuple[DtmfDigit, ...]:
         """Report the current event if it went quiet without an end packet."""
-        if not self._reported and now - self._last_seen >= self.timeout:
-            self._reported = True
+        if self.pending and now - self._last_seen >= self.timeout:
+            self.pending = False
             return (self._current(),)
         return ()
 
     def next_deadline(self) -> float | None:
         """When ``poll`` may next have something to report, or None."""
-        return None if self._reported else self._last_seen + self.timeout
+        return self._last_seen + self.timeout if self.pending else None
 
     def reset(self) -> None:
         """Forget the event in progress (e.g. the remote SSRC changed)."""
         self._timestamp = None
-        self._reported = True
+        self.pending = False
         self._recent.clear()
 
     def _current(self) -> DtmfDigit:

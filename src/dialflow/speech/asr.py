@@ -138,10 +138,12 @@ class Recognizer:
             executor, lane.executor = lane.executor, None
             if executor is None:
                 continue
-            if not self.config.use_processes:
-                executor.submit(run_op, lane.key, self.config.decoder, "close", 0, None)
             # shutdown(wait=True) joins the worker: do that off the loop.
             await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
+            if not self.config.use_processes:
+                # Thread lanes keep their engine in this process: drop its decoders now
+                # (the worker thread has exited, so nothing else touches it).
+                run_op(lane.key, self.config.decoder, "close", 0, None)
 
     async def __aenter__(self) -> Recognizer:
         return self
@@ -181,6 +183,11 @@ class Recognizer:
         try:
             result: Transcript = await self._call(lane, "recognize", 0, (pcm, _clean_hints(hints)))
             return result
+        except AsrError:
+            raise
+        except Exception as exc:  # a decoder error fails this request, not the caller's call
+            log.exception("recognition failed")
+            raise AsrError(f"recognition failed: {exc}") from exc
         finally:
             self._release(lane)
 
@@ -314,7 +321,8 @@ class RecognizerSession:
         """Add 8 kHz int16 audio. Cheap and non-blocking: call it from the media clock."""
         if self._input_done or self.state is SessionState.CLOSED:
             return
-        x = np.asarray(samples, dtype=np.int16).ravel()
+        # A copy: the frames are kept until decoded, and the caller may reuse its buffer.
+        x = np.array(samples, dtype=np.int16).ravel()
         if self._carry.size:
             x = np.concatenate((self._carry, x))
         whole = x.size - x.size % FRAME_SAMPLES

@@ -124,22 +124,32 @@ def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
     return row[-1]
 
 
-def substring_distance(needle: Sequence[str], hay: Sequence[str]) -> int:
+def substring_distance(
+    needle: Sequence[str], hay: Sequence[str], boundaries: Sequence[int] | None = None
+) -> int:
     """Fewest edits turning ``needle`` into some contiguous part of ``hay``.
 
     Semi-global alignment: skipping ``hay`` before and after the match is free, so
-    "sales" is found in "i want sales please" at distance 0.
+    "sales" is found in "i want sales please" at distance 0. With ``boundaries`` (the
+    positions in ``hay`` where words start or end, 0 and ``len(hay)`` included) the match
+    must begin and end on one of them, so "no" is not found inside "nobody".
     """
     if not needle:
         return 0
-    row = [0] * (len(hay) + 1)  # free start anywhere in hay
+    n = len(hay)
+    allowed = set(range(n + 1)) if boundaries is None else set(boundaries)
+    big = len(needle) + n + 1
+    # row[j]: cost of aligning the needle so far with a part of hay ending at j.
+    row = [0 if j in allowed else big for j in range(n + 1)]
+    for j in range(1, n + 1):  # a start off a boundary pays for the hay it skips into
+        row[j] = min(row[j], row[j - 1] + 1)
     for i, r in enumerate(needle, 1):
         diag, row[0] = row[0], i
         for j, h in enumerate(hay, 1):
             cur = row[j]
             row[j] = min(cur + 1, row[j - 1] + 1, diag + (r != h))
             diag = cur
-    return min(row)  # free end anywhere in hay
+    return min(row[j] for j in allowed if 0 <= j <= n)
 
 
 def phone_error_rate(ref: Sequence[str], hyp: Sequence[str]) -> float:

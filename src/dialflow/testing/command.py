@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import sys
-from dataclasses import dataclass
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,16 +22,6 @@ from .runner import RunListener, SetupError, SuiteReport, SuiteRunner
 from .suite import Suite, SuiteError, load_suite
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a suite runs: the API's base URL, the token and the organization."""
-
-    server: str
-    token: str
-    org: str
-    sip_address: str | None = None
 
 
 async def run_suite(
@@ -61,10 +50,19 @@ async def run_suite(
                     f"embedded server: API {embedded_server.base_url}, "
                     f"SIP {embedded_server.sip_address}"
                 )
-            key = await embedded_server.create_org(org_id)
-            runner = SuiteRunner(suite, server=embedded_server.base_url, token=key, org=org_id,
-                                 sip_address=sip_address or embedded_server.sip_address,
-                                 concurrency=concurrency, listener=listener)
+            try:
+                key = await embedded_server.create_org(org_id)
+            except EmbeddedError as exc:
+                raise SetupError(str(exc)) from None
+            runner = SuiteRunner(
+                suite,
+                server=embedded_server.base_url,
+                token=key,
+                org=org_id,
+                sip_address=sip_address or embedded_server.sip_address,
+                concurrency=concurrency,
+                listener=listener,
+            )
             async with runner:
                 await runner.prepare()
                 # Speech workers up before the first expect starts its clock.
@@ -76,8 +74,15 @@ async def run_suite(
         raise SetupError("no server: pass --server, set DIALFLOW_URL or `server:` in the suite")
     if not token:
         raise SetupError("no token: pass --token or set DIALFLOW_TOKEN (or use --embedded)")
-    async with SuiteRunner(suite, server=server, token=token, org=org_id, sip_address=sip_address,
-                           concurrency=concurrency, listener=listener) as runner:
+    async with SuiteRunner(
+        suite,
+        server=server,
+        token=token,
+        org=org_id,
+        sip_address=sip_address,
+        concurrency=concurrency,
+        listener=listener,
+    ) as runner:
         return await runner.run()
 
 
@@ -97,11 +102,15 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
         return 2
     server = None
     if not args.embedded:
-        server = args.server or suite.model.server or os.environ.get("DIALFLOW_URL") \
-            or DEFAULT_SERVER
+        server = (
+            args.server or suite.model.server or os.environ.get("DIALFLOW_URL") or DEFAULT_SERVER
+        )
     where = "an embedded server" if args.embedded else server
-    console.print(f"[bold]suite {escape(suite.name)}[/bold]: {len(suite.tests)} tests "
-                  f"on {escape(str(where))}")
+    count = len(suite.tests)
+    console.print(
+        f"[bold]suite {escape(suite.name)}[/bold]: {count} test{'s' * (count != 1)} "
+        f"on {escape(str(where))}"
+    )
     live = not args.no_progress and console.is_terminal
     try:
         with ProgressUI(console, len(suite.tests), live=live) as ui:
@@ -120,8 +129,8 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
         return 2
     print_summary(report, console)
     if args.junit:
-        path = write_junit(report, args.junit)
-        console.print(f"JUnit report: {path}")
+        written = write_junit(report, args.junit)
+        console.print(f"JUnit report: {written}")
     return 0 if report.ok else 1
 
 
@@ -131,5 +140,11 @@ def main(args: argparse.Namespace) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         print("dialflow test: --concurrency must be at least 1", file=sys.stderr)
         return 2
-    console = Console(highlight=False)
-    return asyncio.run(_main(args, console))
+    # CI logs are not terminals: rich would assume 80 columns and fold the summary table.
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+    console = Console(highlight=False, width=width)
+    try:
+        return asyncio.run(_main(args, console))
+    except KeyboardInterrupt:  # the embedded server, if any, was stopped on the way out
+        console.print("[red]interrupted[/red]")
+        return 130

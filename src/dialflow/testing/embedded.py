@@ -104,8 +104,13 @@ class EmbeddedServer:
         self.settings = settings
         self._app = create_app(settings)
         config = uvicorn.Config(
-            self._app, host=self.host, port=self.port, log_level="warning",
-            access_log=False, lifespan="on", loop="none",
+            self._app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            loop="none",
         )
         self._server = _Uvicorn(config)
         self._task = asyncio.get_running_loop().create_task(
@@ -115,9 +120,7 @@ class EmbeddedServer:
             while not self._server.started:
                 if self._task.done():
                     self._task.result()  # raises what startup raised, if anything
-                    raise EmbeddedError(
-                        "the embedded server did not start (see the log above)"
-                    )
+                    raise EmbeddedError("the embedded server did not start (see the log above)")
                 await asyncio.sleep(0.02)
         except BaseException:
             sock.close()

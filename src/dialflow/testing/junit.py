@@ -51,8 +51,8 @@ def failure_text(result: TestResult) -> str:
     if failed:
         lines.append("Failed assertions:")
         for a in failed:
-            lines.append(f"  {a.get('node')}: expected \"{a.get('expected')}\"")
-            lines.append(f"  {' ' * len(str(a.get('node')))}  heard    \"{a.get('heard') or ''}\"")
+            lines.append(f'  {a.get("node")}: expected "{a.get("expected")}"')
+            lines.append(f'  {" " * len(str(a.get("node")))}  heard    "{a.get("heard") or ""}"')
     if result.heard:
         lines.append("Heard:")
         lines.extend(f"  {h}" for h in result.heard)
@@ -82,8 +82,10 @@ def system_out(result: TestResult, org: str) -> str:
             lines.append(f"error: {call['error']}")
     for a in result.assertions:
         mark = "PASS" if a.get("passed") else "FAIL"
-        lines.append(f"assertion {mark} {a.get('node')}: expected \"{a.get('expected')}\", "
-                     f"heard \"{a.get('heard') or ''}\"")
+        lines.append(
+            f'assertion {mark} {a.get("node")}: expected "{a.get("expected")}", '
+            f'heard "{a.get("heard") or ""}"'
+        )
     if result.heard:
         lines.append("heard:")
         lines.extend(f"  {h}" for h in result.heard)
@@ -93,7 +95,7 @@ def system_out(result: TestResult, org: str) -> str:
         sides.append(("tester", result.leg.events))
         prompts["tester"] = prompts_of(result.leg.flow)
     if result.far_end is not None:
-        far_flow = (result.far_end.call.get("flow") or {})
+        far_flow = result.far_end.call.get("flow") or {}
         lines.append(
             f"far end: session {result.far_end.call.get('sessionId')} "
             f"(flow {result.far_end.call.get('flowId')}, path "
@@ -118,27 +120,34 @@ def build_junit(report: SuiteReport) -> ET.ElementTree:
         "time": _seconds(report.wall_seconds),
     }
     root = ET.Element("testsuites", {"name": "dialflow", **counts})
-    suite = ET.SubElement(root, "testsuite", {
-        "name": name,
-        **counts,
-        "timestamp": report.started_at.strftime("%Y-%m-%dT%H:%M:%S"),
-        "hostname": socket.gethostname(),
-    })
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {
+            "name": name,
+            **counts,
+            "timestamp": report.started_at.strftime("%Y-%m-%dT%H:%M:%S"),
+            "hostname": socket.gethostname(),
+        },
+    )
     if report.suite.path is not None:
         suite.set("file", str(report.suite.path))
     props = ET.SubElement(suite, "properties")
     for key, value in (("server", report.server), ("org", report.org)):
         ET.SubElement(props, "property", {"name": key, "value": _clean(value)})
     for result in report.results:
-        case = ET.SubElement(suite, "testcase", {
-            "classname": name,
-            "name": _clean(result.name),
-            "time": _seconds(result.duration_seconds),
-        })
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": name,
+                "name": _clean(result.name),
+                "time": _seconds(result.duration_seconds),
+            },
+        )
         if result.session_id:
             case_props = ET.SubElement(case, "properties")
-            ET.SubElement(case_props, "property",
-                          {"name": "sessionId", "value": result.session_id})
+            ET.SubElement(case_props, "property", {"name": "sessionId", "value": result.session_id})
         if result.status is TestStatus.FAILED:
             tag, kind = "failure", FAILURE_TYPE
         elif result.status is TestStatus.ERROR:

@@ -16,6 +16,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -36,7 +37,7 @@ class ProgressUI:
         self.total = total
         self._running: list[str] = []
         self._progress: Progress | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
         self._live = live
 
     def __enter__(self) -> ProgressUI:
@@ -68,8 +69,7 @@ class ProgressUI:
         if self._progress is None or self._task is None:
             return
         running = ", ".join(self._running[:3]) + (" …" if len(self._running) > 3 else "")
-        self._progress.update(self._task, description=f"running: {running}" if running
-                              else "tests")
+        self._progress.update(self._task, description=f"running: {running}" if running else "tests")
 
     def setup(self, message: str) -> None:
         self.console.print(f"  [dim]{escape(message)}[/dim]")
@@ -82,9 +82,12 @@ class ProgressUI:
         if result.name in self._running:
             self._running.remove(result.name)
         style = _STYLE[result.status]
-        line = (f"[{style}]{_MARK[result.status]:<5}[/{style}] {escape(result.name)} "
-                f"[dim]({result.duration_seconds:.1f} s"
-                + (f", {result.session_id}" if result.session_id else "") + ")[/dim]")
+        line = (
+            f"[{style}]{_MARK[result.status]:<5}[/{style}] {escape(result.name)} "
+            f"[dim]({result.duration_seconds:.1f} s"
+            + (f", {result.session_id}" if result.session_id else "")
+            + ")[/dim]"
+        )
         if result.status is not TestStatus.PASSED:
             line += f"\n      {escape(result.summary())}"
         self.console.print(line)
@@ -95,20 +98,25 @@ class ProgressUI:
 
 def summary_table(report: SuiteReport) -> Table:
     """One row per test: result, call time, session id, why it failed."""
-    table = Table(title=f"suite {report.suite.name} on {report.server} (org {report.org})",
-                  title_justify="left")
+    table = Table(
+        title=f"suite {report.suite.name} on {report.server} (org {report.org})",
+        title_justify="left",
+    )
     table.add_column("test", overflow="fold")
     table.add_column("result")
     table.add_column("time", justify="right")
-    table.add_column("session", overflow="fold")
+    table.add_column("session", no_wrap=True)
     table.add_column("details", overflow="fold")
     for r in report.results:
-        flow = r.call.get("flow") or {}
-        details = (f"{r.call.get('status')}, flow {flow.get('outcome')}" if r.status is
-                   TestStatus.PASSED else r.summary())
+        details = r.short_reason()
         style = _STYLE[r.status]
-        table.add_row(escape(r.name), f"[{style}]{r.status.value}[/{style}]",
-                      f"{r.duration_seconds:.1f} s", r.session_id or "-", escape(details))
+        table.add_row(
+            escape(r.name),
+            f"[{style}]{r.status.value}[/{style}]",
+            f"{r.duration_seconds:.1f} s",
+            r.session_id or "-",
+            escape(details),
+        )
     return table
 
 
@@ -118,6 +126,7 @@ def print_summary(report: SuiteReport, console: Console) -> None:
     console.print(summary_table(report))
     style = "green" if report.ok else "red"
     console.print(
-        f"[{style}]{len(report.results)} tests: {report.passed} passed, {report.failed} failed, "
+        f"[{style}]{len(report.results)} test{'s' * (len(report.results) != 1)}: "
+        f"{report.passed} passed, {report.failed} failed, "
         f"{report.errors} errors[/{style}] in {report.wall_seconds:.1f} s"
     )

@@ -14,7 +14,7 @@ import asyncio
 import enum
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -117,6 +117,28 @@ class TestResult:
             return float(duration_ms) / 1000.0
         return self.wall_seconds
 
+    def short_reason(self) -> str:
+        """A few words for a table cell: ``flow.outcome failed (expected passed); ...``."""
+        if self.status is TestStatus.PASSED:
+            flow = self.call.get("flow") or {}
+            return f"{self.call.get('status')}, flow {flow.get('outcome')}"
+        if self.error:
+            return self.error.splitlines()[0]
+        parts = [
+            f"{m.field} {m.actual} (expected {m.expected})"
+            for m in self.mismatches
+            if not m.field.startswith("assertion ")
+        ]
+        failed = [str(a.get("node")) for a in self.failed_assertions]
+        failed += [
+            m.field.removeprefix("assertion ")
+            for m in self.mismatches
+            if m.field.startswith("assertion ")
+        ]
+        if failed:
+            parts.append(f"failed assertion{'s' * (len(failed) > 1)}: {', '.join(failed)}")
+        return "; ".join(parts) or self.status.value
+
     def summary(self) -> str:
         """One line: why the test did not pass (JUnit's failure ``message``)."""
         if self.status is TestStatus.PASSED:
@@ -208,8 +230,9 @@ def sip_address_of(sip_uri: str) -> str | None:
     return host_port or None
 
 
-def check_expectations(test: SuiteTest, call: dict[str, Any],
-                       events: Sequence[dict[str, Any]]) -> list[Mismatch]:
+def check_expectations(
+    test: SuiteTest, call: dict[str, Any], events: Sequence[dict[str, Any]]
+) -> list[Mismatch]:
     """Compare a terminal Call with ``test.expect``."""
     expect = test.expect
     flow = call.get("flow") or {}
@@ -220,14 +243,22 @@ def check_expectations(test: SuiteTest, call: dict[str, Any],
         ("amd.result", expect.amd_result, amd.get("result")),
         ("hangupBy", expect.hangup_by, call.get("hangupBy")),
     ]
-    out = [Mismatch(name, str(want), str(got)) for name, want, got in checks
-           if want is not None and want != got]
+    out = [
+        Mismatch(name, str(want), str(got))
+        for name, want, got in checks
+        if want is not None and want != got
+    ]
     if expect.flow_outcome == "passed":
         # An expect node cut short by the far end's hang-up records no assertion, and
         # the flow can still end "passed": for a test, an unfinished expect is a failure.
         for node in unfinished_expects(events):
-            out.append(Mismatch(f"assertion {node}", "a result from this expect node",
-                                "none: the call ended while it was listening"))
+            out.append(
+                Mismatch(
+                    f"assertion {node}",
+                    "a result from this expect node",
+                    "none: the call ended while it was listening",
+                )
+            )
     return out
 
 
@@ -260,7 +291,11 @@ class SuiteRunner:
         listener: RunListener | None = None,
         poll_interval: float = 0.25,
         http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``http``: a client with base URL and token already set (then ``server`` and
+        ``token`` only label the report); ``clock``/``sleep``: injected by unit tests."""
         self.suite = suite
         self.server = server.rstrip("/")
         self.org = org or suite.model.org
@@ -268,6 +303,8 @@ class SuiteRunner:
         self.concurrency = concurrency or suite.model.concurrency
         self.listener: RunListener = listener or _Silent()
         self.poll_interval = poll_interval
+        self._clock = clock
+        self._sleep = sleep
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(
             base_url=self.server,
@@ -324,8 +361,9 @@ class SuiteRunner:
         try:
             response = await self.http.post(base, content=text.encode(), headers=headers)
             if response.status_code == 409:
-                response = await self.http.put(f"{base}/{flow_id}", content=text.encode(),
-                                               headers=headers)
+                response = await self.http.put(
+                    f"{base}/{flow_id}", content=text.encode(), headers=headers
+                )
         except httpx.HTTPError as exc:
             raise SetupError(f"cannot push {source}: {exc}") from None
         if response.status_code >= 400:
@@ -378,7 +416,7 @@ class SuiteRunner:
     async def run_tests(self) -> SuiteReport:
         """Run the tests in parallel (at most ``concurrency`` calls at once)."""
         started_at = datetime.now(UTC)
-        start = time.monotonic()
+        start = self._clock()
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(test: SuiteTest) -> TestResult:
@@ -389,12 +427,13 @@ class SuiteRunner:
                 return result
 
         results = await asyncio.gather(*(one(t) for t in self.suite.tests))
-        return SuiteReport(self.suite, self.server, self.org, list(results), started_at,
-                           time.monotonic() - start)
+        return SuiteReport(
+            self.suite, self.server, self.org, list(results), started_at, self._clock() - start
+        )
 
     async def run_test(self, test: SuiteTest) -> TestResult:
         """One call, followed to its end, compared with ``test.expect``."""
-        start = time.monotonic()
+        start = self._clock()
         result = TestResult(test, TestStatus.ERROR)
         try:
             await self._run_test(test, result, start)
@@ -402,7 +441,7 @@ class SuiteRunner:
             result.status, result.error = TestStatus.ERROR, f"HTTP error: {exc}"
         except ValueError as exc:  # {sip} unknown
             result.status, result.error = TestStatus.ERROR, str(exc)
-        result.wall_seconds = time.monotonic() - start
+        result.wall_seconds = self._clock() - start
         return result
 
     async def _run_test(self, test: SuiteTest, result: TestResult, start: float) -> None:
@@ -433,7 +472,7 @@ class SuiteRunner:
         session_id = str(call["sessionId"])
         result.leg = CallLeg(call)
         while call.get("status") not in TERMINAL:
-            if time.monotonic() > deadline + _GRACE:
+            if self._clock() > deadline + _GRACE:
                 await self._cancel(session_id)
                 result.leg = CallLeg(await self._get_call(session_id) or call)
                 result.leg.events = await self._events(session_id)
@@ -442,7 +481,7 @@ class SuiteRunner:
                     f"canceled, session {session_id}"
                 )
                 return
-            await asyncio.sleep(self.poll_interval)
+            await self._sleep(self.poll_interval)
             call = await self._get_call(session_id) or call
         result.leg = CallLeg(call, await self._events(session_id), await self._flow_of(call))
         result.far_end = await self._far_end(call)
@@ -461,9 +500,9 @@ class SuiteRunner:
                     wait = float(response.headers.get("Retry-After", "1"))
                 except ValueError:
                     wait = 1.0
-                if time.monotonic() + wait > deadline:
+                if self._clock() + wait > deadline:
                     return None
-                await asyncio.sleep(min(max(wait, 0.2), 10.0))
+                await self._sleep(min(max(wait, 0.2), 10.0))
                 continue
             if response.status_code >= 400:
                 return f"call not created: {api_error_text(response)}"
@@ -500,8 +539,14 @@ class SuiteRunner:
             response = await self.http.get(f"{self._org_path}/calls", params=params)
             if response.status_code != 200:
                 return None
-            found = next((c for c in response.json().get("data") or []
-                          if (c.get("sip") or {}).get("callId") == call_id), None)
+            found = next(
+                (
+                    c
+                    for c in response.json().get("data") or []
+                    if (c.get("sip") or {}).get("callId") == call_id
+                ),
+                None,
+            )
             if found is None:
                 return None
             far = dict(found)
@@ -509,7 +554,7 @@ class SuiteRunner:
             for _ in range(20):
                 if far.get("status") in TERMINAL:
                     break
-                await asyncio.sleep(0.1)
+                await self._sleep(0.1)
                 far = await self._get_call(str(far["sessionId"])) or far
             return CallLeg(far, await self._events(str(far["sessionId"])), await self._flow_of(far))
         except httpx.HTTPError:
@@ -521,8 +566,9 @@ class SuiteRunner:
             return None
         params = {"version": str(call["flowVersion"])} if call.get("flowVersion") else None
         try:
-            response = await self.http.get(f"{self._org_path}/flows/{call['flowId']}",
-                                           params=params)
+            response = await self.http.get(
+                f"{self._org_path}/flows/{call['flowId']}", params=params
+            )
         except httpx.HTTPError:
             return None
         if response.status_code != 200:

@@ -32,8 +32,17 @@ from pydantic.alias_generators import to_camel
 
 from ..flows.model import FlowError, parse_document
 
-CallStatusName = Literal["queued", "dialing", "ringing", "in_progress", "completed", "busy",
-                         "no_answer", "failed", "canceled"]
+CallStatusName = Literal[
+    "queued",
+    "dialing",
+    "ringing",
+    "in_progress",
+    "completed",
+    "busy",
+    "no_answer",
+    "failed",
+    "canceled",
+]
 FlowOutcomeName = Literal["completed", "skipped", "error", "passed", "failed"]
 AmdResultName = Literal["human", "machine", "fax", "unknown"]
 HangupByName = Literal["remote", "flow", "api", "timeout", "system"]
@@ -87,8 +96,16 @@ class SuiteTest(_Model):
     variables: dict[str, Any] = Field(default_factory=dict)
     timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
     ring_timeout: Annotated[int, Field(ge=1, le=120)] | None = None
-    amd: AmdSpec | bool | None = None
+    amd: AmdSpec | None = None
     expect: Expect = Field(default_factory=Expect)
+
+    @field_validator("amd", mode="before")
+    @classmethod
+    def _amd_shorthand(cls, value: Any) -> Any:
+        # `amd: true` is AMD with the defaults; `amd: false` is none.
+        if isinstance(value, bool):
+            return {} if value else None
+        return value
 
     @field_validator("to")
     @classmethod
@@ -101,11 +118,9 @@ class SuiteTest(_Model):
 
     def amd_spec(self) -> AmdSpec | None:
         """The AMD options to send: explicit, or implied by ``expect.amdResult``."""
-        if isinstance(self.amd, AmdSpec):
+        if self.amd is not None:
             return self.amd if self.amd.enabled else None
-        if self.amd is True or (self.amd is None and self.expect.amd_result is not None):
-            return AmdSpec()
-        return None
+        return AmdSpec() if self.expect.amd_result is not None else None
 
     def destination(self, sip_address: str | None) -> str:
         """``to`` with ``{sip}`` replaced; ValueError if it is needed but unknown."""
@@ -186,15 +201,15 @@ class SuiteError(Exception):
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
         self.source = source
         self.problems = problems
-        lines = [f"{source}: {path}: {message}" if path else f"{source}: {message}"
-                 for path, message in problems]
+        lines = [
+            f"{source}: {path}: {message}" if path else f"{source}: {message}"
+            for path, message in problems
+        ]
         super().__init__("\n".join(lines))
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
-    # Union members appear in pydantic's loc as "AmdSpec"/"bool": not part of the document.
-    parts = [str(p) for p in loc if not (isinstance(p, str) and p[:1].isupper() or p == "bool")]
-    return ".".join(parts)
+    return ".".join(str(p) for p in loc)
 
 
 def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
@@ -205,13 +220,10 @@ def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
         if error["type"] == "extra_forbidden":
             message = "unknown field"
         problems.append((_loc(tuple(error["loc"])), message))
-    # A bool|AmdSpec union reports both members; keep one line per path and message.
-    return list(dict.fromkeys(problems))
+    return problems
 
 
-def parse_suite(
-    document: Any, *, source: str = "suite", default_name: str = "suite"
-) -> SuiteModel:
+def parse_suite(document: Any, *, source: str = "suite", default_name: str = "suite") -> SuiteModel:
     """Validate suite data; :class:`SuiteError` with every problem's path."""
     if not isinstance(document, dict):
         raise SuiteError(source, [("", "a suite is a mapping (server, org, flows, tests…)")])
@@ -221,22 +233,22 @@ def parse_suite(
         raise SuiteError(source, validation_problems(exc)) from None
 
 
-def _read_flow(base: Path, index: int, name: str) -> FlowFile:
+def _read_flow(source: str, base: Path, index: int, name: str) -> FlowFile:
     path = (base / name).resolve()
     where = f"flows.{index}"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SuiteError(str(base), [(where, f"cannot read {path}: {exc.strerror or exc}")]) from None
+        raise SuiteError(source, [(where, f"cannot read {path}: {exc.strerror or exc}")]) from None
     is_yaml = path.suffix.lower() in (".yaml", ".yml")
     content_type = "application/yaml" if is_yaml else "application/json"
     try:
         document = parse_document(text, content_type)
     except FlowError as exc:
-        raise SuiteError(str(path), [(where, f"{name}: {exc}")]) from None
+        raise SuiteError(source, [(where, f"{name}: {exc}")]) from None
     flow_id = document.get("id") if isinstance(document, dict) else None
     if not isinstance(flow_id, str) or not flow_id:
-        raise SuiteError(str(path), [(where, f"{name}: the flow document has no id")])
+        raise SuiteError(source, [(where, f"{name}: the flow document has no id")])
     return FlowFile(flow_id, text, content_type, str(path))
 
 
@@ -250,18 +262,21 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(source, [("", f"cannot read: {exc.strerror or exc}")]) from None
     try:
         # The flows' YAML loader: YAML 1.2 (`on`/`no` stay strings), no aliases or tags.
-        document = parse_document(text, "application/json" if suite_path.suffix == ".json"
-                                  else "application/yaml")
+        document = parse_document(
+            text, "application/json" if suite_path.suffix == ".json" else "application/yaml"
+        )
     except FlowError as exc:
         raise SuiteError(source, [("", str(exc))]) from None
     model = parse_suite(document, source=source)
     base = suite_path.resolve().parent
-    flows = tuple(_read_flow(base, i, name) for i, name in enumerate(model.flows))
+    flows = tuple(_read_flow(source, base, i, name) for i, name in enumerate(model.flows))
     seen: dict[str, int] = {}
     for i, flow in enumerate(flows):
         if flow.flow_id in seen:
-            raise SuiteError(source, [(f"flows.{i}", f"flow id {flow.flow_id!r} is also in "
-                                                     f"flows.{seen[flow.flow_id]}")])
+            raise SuiteError(
+                source,
+                [(f"flows.{i}", f"flow id {flow.flow_id!r} is also in flows.{seen[flow.flow_id]}")],
+            )
         seen[flow.flow_id] = i
     return Suite(model.name or suite_path.stem, model, flows, suite_path)
 

@@ -120,3 +120,11 @@ def test_fixture_recordings(name: str, want: AmdResult) -> None:
         assert len(beeps) == 1 and abs(beeps[0].beep_ms - 7352) <= 150
     else:
         assert d.decision_ms <= 2500
+
+
+def test_answer_in_the_middle_of_a_cng_burst_is_fax_at_its_edge() -> None:
+    # The first 250 ms are the end of a CNG burst; the next one would come 3 s later.
+    x = np.concatenate([tone(1100, 250), quiet(3250, seed=5), tone(1100, 500)])
+    d = decision(run(x)[1])
+    assert (d.result, d.reason) == (AmdResult.FAX, "cng")
+    assert d.decision_ms <= 400

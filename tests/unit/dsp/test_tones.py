@@ -87,3 +87,16 @@ def test_sit_needs_all_three_segments() -> None:
     ]
     two = np.concatenate([silence(300), tone(941, 274), tone(1448, 274), silence(500)])
     assert known_events(two) == []
+
+
+def test_cng_burst_cut_by_the_answer_is_reported_at_its_falling_edge() -> None:
+    # Answered 300 ms into a 500 ms burst: 200 ms of 1100 Hz from the first frame, then quiet.
+    x = np.concatenate([tone(1100, 200), silence(3000, seed=7)])
+    ev = known_events(x)
+    assert ev == [("cng", 0)]
+
+
+def test_short_1100_hz_tone_after_answer_is_not_cng() -> None:
+    # The same 200 ms tone later in the call is no burst tail (and too short for CNG).
+    x = np.concatenate([silence(700), tone(1100, 200), silence(3000, seed=8)])
+    assert known_events(x) == []
