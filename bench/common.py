@@ -204,6 +204,24 @@ class CpuWindow:
         return max(0.0, 100.0 * (self.core_busy - self.cpu) / self.wall)
 
 
+def source_tree() -> dict[str, str]:
+    """Git HEAD and a digest of uncommitted changes under src/ (the code measured)."""
+    import hashlib
+
+    def git(*args: str) -> str:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            return subprocess.run(
+                ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10
+            ).stdout
+        return ""
+
+    diff = git("diff", "HEAD", "--", "src")
+    return {
+        "head": git("rev-parse", "--short", "HEAD").strip(),
+        "src_diff_sha1": hashlib.sha1(diff.encode()).hexdigest()[:12] if diff else "",
+    }
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, core count, load average, kernel and Python: for the JSON reports."""
     model = ""
@@ -213,6 +231,7 @@ def machine_info() -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     return {
+        "tree": source_tree(),
         "cpu_model": model,
         "cpus": os.cpu_count(),
         "loadavg": os.getloadavg(),

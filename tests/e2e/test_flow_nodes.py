@@ -277,3 +277,52 @@ async def test_barge_in_max_steps_and_flow_version_pinning(server: Server) -> No
     call = r.json()
     assert call["flow"]["outcome"] == "error" and "maxSteps" in call["error"]["message"]
     assert len(call["flow"]["path"]) == 5
+
+
+async def test_expect_cut_short_by_hangup_records_a_failed_assertion(server: Server) -> None:
+    _, headers = await server.org("acme")
+    await server.flow(
+        "acme",
+        headers,
+        {
+            "id": "brief",
+            "start": "hi",
+            "nodes": {
+                "hi": {
+                    "type": "say",
+                    "text": "Your appointment is confirmed.",
+                    "bargeIn": False,
+                    "next": "end",
+                },
+                "end": {"type": "hangup"},
+            },
+        },
+    )
+    await server.flow(
+        "acme",
+        headers,
+        {
+            "id": "patient",
+            "start": "wait-for-it",
+            "vars": {"phrase": "press nine for the operator"},
+            "nodes": {
+                "wait-for-it": {"type": "expect", "heard": "{{ vars.phrase }}", "within": 20}
+            },
+        },
+    )
+    r = await server.http.post(
+        "/v1/organizations/acme/numbers",
+        json={"number": "7300", "flowId": "brief"},
+        headers=headers,
+    )
+    r = await server.http.post(
+        "/v1/organizations/acme/flows/patient/calls",
+        json={"to": r.json()["sipUri"], "mode": "sync"},
+        headers=headers,
+    )
+    call = r.json()
+    assert call["hangupBy"] == "remote"
+    assert call["flow"]["outcome"] == "failed", call["flow"]
+    [assertion] = call["flow"]["assertions"]
+    assert assertion["expected"] == "press nine for the operator"  # the template, rendered
+    assert assertion["passed"] is False and "confirmed" in assertion["heard"], assertion

@@ -22,7 +22,7 @@ def _ivr(crm_url: str) -> dict[str, Any]:
         "nodes": {
             "greet": {
                 "type": "say",
-                "text": "Hello {{ vars.name }}. Press one for sales, or two for support.",
+                "text": "Hello {{ vars.name }}. Press one to confirm, or two to cancel.",
                 "next": "ask",
             },
             "ask": {
@@ -73,7 +73,7 @@ TESTER = {
     "nodes": {
         "hear-menu": {
             "type": "expect",
-            "heard": "press one for sales",
+            "heard": "press one to confirm",
             "within": 15,
             "next": "press",
         },

@@ -63,21 +63,26 @@ def _explain(result: TestResult) -> str:
     return f"{result.summary()}\ncall: {result.call}\nevents: {result.leg and result.leg.events}"
 
 
-async def _prompt_wav(path: Path, text: str) -> Path:
-    """``text`` as an 8 kHz WAV in the voice dialflow's own prompts use."""
+async def _prompt_wav(path: Path, text: str, *, times: int = 1) -> Path:
+    """``text`` as an 8 kHz WAV in the voice dialflow's own prompts use, ``times`` over
+    with 0.6 s of silence between (as an IVR repeats its menu)."""
     require_binary("flite")
-    audio = await TtsEngine().render(text)
-    return write_wav(path, np.asarray(audio, dtype=np.int16))
+    audio = np.asarray(await TtsEngine().render(text), dtype=np.int16)
+    gap = np.zeros(int(0.6 * 8000), dtype=np.int16)
+    return write_wav(path, np.concatenate([gap, *([audio, gap] * times)]))
 
 
 async def test_tester_expects_sipp_prompt(server: EmbeddedServer, tmp_path: Path) -> None:
-    wav = await _prompt_wav(tmp_path / "prompt.wav", "Thank you for calling. Press one for sales.")
+    # SIPp plays its pcap once: the menu twice gives the recognizer a second hearing.
+    wav = await _prompt_wav(
+        tmp_path / "prompt.wav", "Press one for sales, or two for support.", times=2
+    )
     pcap = make_wav_pcap(tmp_path / "prompt.pcap", wav)
     tester = {
         "id": "hear-sipp",
         "start": "hear",
         "nodes": {
-            "hear": {"type": "expect", "heard": "press one for sales", "within": 8, "next": "bye"},
+            "hear": {"type": "expect", "heard": "press one for sales", "within": 10, "next": "bye"},
             "bye": {"type": "hangup"},
         },
     }

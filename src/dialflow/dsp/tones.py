@@ -236,7 +236,8 @@ class KnownToneDetector:
     """Fax (CNG, CED/ANSam) and SIT detection with a Goertzel bank.
 
     Feed every frame with :meth:`update`; it returns events as soon as a signal is
-    certain enough: CNG after ``cng_min_ms`` of 1100 Hz, CED after ``ced_min_ms`` of
+    certain enough: CNG after ``cng_min_ms`` of 1100 Hz (or at the falling edge of a
+    burst that was already sounding at answer, see ``cng_edge_min_ms``), CED after ``ced_min_ms`` of
     2100 Hz, SIT when a low, a middle and a high SIT segment follow each other.
     ``cng_candidate_ms`` is how long the current 1100 Hz run has lasted (0 if none),
     which callers use to hold a decision while a possible CNG burst is in progress.

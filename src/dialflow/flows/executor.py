@@ -85,6 +85,13 @@ class FlowExecutor:
                 task = asyncio.ensure_future(handler(state, node_id, node))
                 await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
                 duration = int((time.monotonic() - started) * 1000)
+                hung_up = not task.done()
+                if hung_up and state.pending_expect is not None and state.live_listen:
+                    # An expect interrupted by the far end's hang-up is judged on all the
+                    # audio it got: end its input and let it finish (it records the
+                    # assertion) rather than cancel it and lose what was heard.
+                    state.live_listen.finish()
+                    await asyncio.wait({task}, timeout=3.0)
                 if not task.done():
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
@@ -114,8 +121,10 @@ class FlowExecutor:
                     node=node_id,
                     result=_summary(last),
                     durationMs=duration,
-                    next=next_id,
+                    next=None if hung_up else next_id,
                 )
+                if hung_up:
+                    return state.result(state.final_outcome(), None, remote_hangup=True)
                 node_id = next_id
             return state.result(state.final_outcome(), None)
         except Exception as exc:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..dsp.tones import BeepDetector
 from ..media.sources import RawPcm, WavFile
+from ..speech.asr import Transcript
 from . import model as m
 from .callio import CallIO
 from .expressions import evaluate_condition, render, render_value
@@ -28,6 +29,7 @@ from .expressions import evaluate_condition, render, render_value
 if TYPE_CHECKING:
     from ..calls.service import FlowContext, FlowResult
     from .executor import FlowExecutor
+    from .speech_services import ListenSession
 
 MAX_HTTP_BODY = 256 * 1024  # bytes of a response body kept in a variable
 MAX_MEDIA_BYTES = 20 * 1024 * 1024
@@ -56,6 +58,9 @@ class RunState:
     path: list[str] = field(default_factory=list)
     last: dict[str, Any] = field(default_factory=dict)
     assertions: list[dict[str, Any]] = field(default_factory=list)
+    # While an expect node listens: so a far-end hang-up can still record its assertion.
+    pending_expect: tuple[str, m.ExpectNode] | None = None
+    live_listen: ListenSession | None = None
 
     @property
     def vars(self) -> dict[str, Any]:
@@ -340,10 +345,10 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
 async def listen(
     state: RunState, node_id: str, node: m.ListenNode
 ) -> tuple[str | None, dict[str, Any]]:
-    text = await _transcribe(state, [], node.max_seconds, node.silence_timeout)
-    state.vars[node.save_as] = text
-    state.ctx.session.record_event("listen", node=node_id, heard=text)
-    return node.next, {"heard": text}
+    heard = await _transcribe(state, [], node.max_seconds, node.silence_timeout)
+    state.vars[node.save_as] = heard.text
+    state.ctx.session.record_event("listen", node=node_id, heard=heard.text)
+    return node.next, {"heard": heard.text}
 
 
 async def _transcribe(
@@ -352,45 +357,72 @@ async def _transcribe(
     max_seconds: float,
     silence_timeout: float,
     *,
-    until: Callable[[str], bool] | None = None,
-) -> str:
-    """Recognize the far end until silence after speech, ``max_seconds``, or ``until(text)``."""
+    until: Callable[[Transcript], bool] | None = None,
+) -> Transcript:
+    """Recognize the far end until silence after speech, ``max_seconds``, or ``until``."""
     session = state.executor.speech.recognizer_session(hints, end_silence=silence_timeout)
     stop = state.io.listen(lambda frame, _t: session.feed(frame))
+    state.live_listen = session
     try:
         deadline = time.monotonic() + max_seconds
         while time.monotonic() < deadline:
             if session.ended:
                 break
-            if until is not None and until(session.partial_text):
-                return session.partial_text
+            partial = session.partial
+            if until is not None and partial is not None and until(partial):
+                return partial
             await asyncio.sleep(0.05)
-        result = await session.wait_result(timeout=5.0, finish=True)
-        return result.text
+        return await session.wait_result(timeout=5.0, finish=True)
     finally:
+        state.live_listen = None
         stop()
         session.close()
+
+
+def expect_matches(node: m.ExpectNode, expected: str | None, heard: Transcript) -> bool:
+    """The phrase the recognizer matched to the hint, or anywhere in what it heard."""
+    candidates = [text for text in (heard.phrase, heard.text) if text]
+    return any(node.matches(text, heard=expected) for text in candidates)
+
+
+def record_assertion(
+    state: RunState, node_id: str, node: m.ExpectNode, heard: Transcript
+) -> dict[str, Any]:
+    """Record an expect node's assertion: what was expected, the transcript, the verdict."""
+    expected = state.render(node.heard) if node.heard else None
+    assertion = {
+        "node": node_id,
+        "expected": expected or node.pattern or "",
+        "heard": heard.text,
+        "passed": expect_matches(node, expected, heard),
+    }
+    state.assertions.append(assertion)
+    if node.save_as:
+        state.vars[node.save_as] = heard.text
+    state.ctx.session.record_event("assertion", **assertion)
+    return assertion
 
 
 async def expect(
     state: RunState, node_id: str, node: m.ExpectNode
 ) -> tuple[str | None, dict[str, Any]]:
-    expected = node.heard or node.pattern or ""
-    hints = [node.heard] if node.heard else []
-
-    def matched(text: str) -> bool:
-        return bool(text) and node.matches(text)
-
-    heard = await _transcribe(state, hints, node.within, node.within, until=matched)
-    # Keep listening to the end of the utterance for the record? No: API.md says expect
-    # passes as soon as what was recognised so far matches; it records what it heard.
-    passed = matched(heard)
-    assertion = {"node": node_id, "expected": expected, "heard": heard, "passed": passed}
-    state.assertions.append(assertion)
-    if node.save_as:
-        state.vars[node.save_as] = heard
-    state.ctx.session.record_event("assertion", **assertion)
-    if not passed and node.on_fail:
+    expected = state.render(node.heard) if node.heard else None
+    hints = [expected] if expected else []
+    state.pending_expect = (node_id, node)
+    try:
+        # API.md: passes as soon as what was recognised so far matches; the assertion
+        # records the transcript heard either way.
+        heard = await _transcribe(
+            state,
+            hints,
+            node.within,
+            node.within,
+            until=lambda partial: expect_matches(node, expected, partial),
+        )
+    finally:
+        state.pending_expect = None
+    assertion = record_assertion(state, node_id, node, heard)
+    if not assertion["passed"] and node.on_fail:
         return node.on_fail, assertion
     return node.next, assertion
 

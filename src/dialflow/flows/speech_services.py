@@ -36,11 +36,18 @@ class ListenSession:
         return self._session.ended
 
     @property
+    def partial(self) -> Transcript | None:
+        """The latest hypothesis: ``text`` is what was heard, ``phrase`` the hint found in it."""
+        return self._session.partial
+
+    @property
     def partial_text(self) -> str:
         partial = self._session.partial
-        if partial is None:
-            return ""
-        return partial.phrase or partial.text
+        return "" if partial is None else partial.text
+
+    def finish(self) -> None:
+        """No more audio is coming: decode what there is."""
+        self._session.finish()
 
     async def wait_result(self, *, timeout: float, finish: bool = False) -> Transcript:
         """The final transcript; ``finish`` first declares the input over (no more audio)."""
@@ -53,11 +60,16 @@ class ListenSession:
             try:
                 result = await asyncio.wait_for(self._session.result(), 5.0)
             except (TimeoutError, AsrError):
-                return Transcript(self.partial_text, 0.0, True, None)
+                return self._fallback()
         except AsrError:
-            return Transcript(self.partial_text, 0.0, True, None)
-        text = result.phrase or result.text
-        return Transcript(text, result.confidence, True, result.phrase)
+            return self._fallback()
+        return result
+
+    def _fallback(self) -> Transcript:
+        partial = self._session.partial
+        if partial is None:
+            return Transcript("", 0.0, True, None)
+        return Transcript(partial.text, 0.0, True, partial.phrase)
 
     def close(self) -> None:
         self._session.close()

@@ -4,16 +4,15 @@
 """
 
 from .embedded import EmbeddedError, EmbeddedServer
-from .runner import (
+from .results import (
     CallLeg,
     Mismatch,
-    SetupError,
     SuiteReport,
-    SuiteRunner,
     TestResult,
     TestStatus,
     check_expectations,
 )
+from .runner import SetupError, SuiteRunner
 from .suite import Expect, Suite, SuiteError, SuiteTest, load_suite, parse_suite, suite_from_data
 
 __all__ = [

@@ -19,7 +19,7 @@ import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .runner import SuiteReport, TestResult, TestStatus
+from .results import SuiteReport, TestResult, TestStatus
 from .timeline import amd_text, build_timeline, format_lines, prompts_of
 
 # XML 1.0 §2.2: these code points cannot appear in a document, even escaped.

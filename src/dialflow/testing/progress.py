@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .runner import SuiteReport, TestResult, TestStatus
+from .results import SuiteReport, TestResult, TestStatus
 from .suite import SuiteTest
 
 _STYLE = {TestStatus.PASSED: "green", TestStatus.FAILED: "red", TestStatus.ERROR: "magenta"}
