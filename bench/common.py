@@ -25,6 +25,7 @@ import json
 import math
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -539,6 +540,44 @@ async def list_all_calls(
         cursor = body.get("nextCursor")
         if not cursor:
             return calls
+
+
+def server_latency(metrics_text: str, method: str, route_end: str) -> dict[str, Any]:
+    """The server's own view of a route's latency (its Prometheus histogram).
+
+    Bucket counts are summed over status codes; the percentiles are the upper bounds
+    of the buckets they fall in (the histogram's resolution), in milliseconds.
+    """
+    buckets: dict[float, float] = {}
+    for line in metrics_text.splitlines():
+        if not line.startswith("dialflow_api_request_duration_seconds_bucket{"):
+            continue
+        labels, _, value = line.partition("} ")
+        if f'method="{method}"' not in labels or not re.search(
+            rf'route="[^"]*{re.escape(route_end)}"', labels
+        ):
+            continue
+        le = labels.split('le="', 1)[1].split('"', 1)[0]
+        bound = math.inf if le == "+Inf" else float(le)
+        buckets[bound] = buckets.get(bound, 0.0) + float(value)
+    if not buckets or not buckets.get(math.inf):
+        return {}
+    total = buckets[math.inf]
+    bounds = sorted(buckets)
+
+    def upper(q: float) -> float | None:
+        for b in bounds:
+            if buckets[b] >= q / 100.0 * total:
+                return None if b == math.inf else b * 1000
+        return None
+
+    within_50 = buckets.get(0.05, 0.0)
+    return {
+        "count": int(total),
+        "p50_le_ms": upper(50),
+        "p99_le_ms": upper(99),
+        "within_50ms_pct": round(100.0 * within_50 / total, 2),
+    }
 
 
 # --------------------------------------------------------------------------- SIPp

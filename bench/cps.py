@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from collections import Counter
@@ -58,6 +59,7 @@ from common import (  # after the sys.path set-up: the script runs from anywhere
     percentile,
     pin_self,
     profile_summary,
+    server_latency,
     setup_org,
     write_json,
 )
@@ -114,6 +116,7 @@ class Driver:
     connections: int
     calls_per_conn: int
     body: dict[str, Any]
+    request_timeout: float
     conns: list[Connection] = field(default_factory=list)
     closing: set[asyncio.Task[None]] = field(default_factory=set)
     reconnects: int = 0
@@ -153,14 +156,20 @@ class Driver:
         conn.inflight += 1
         sample.sent = time.monotonic()
         try:
-            r = await conn.client.post(
-                f"/v1/organizations/{ORG}/flows/{flow_id}/calls", json=self.body
+            # A client gives up some time after it wanted to send: that bounds the run
+            # when the server cannot keep up (the request then counts as failed).
+            left = sample.due + self.request_timeout - time.monotonic()
+            r = await asyncio.wait_for(
+                conn.client.post(f"/v1/organizations/{ORG}/flows/{flow_id}/calls", json=self.body),
+                timeout=max(0.001, left),
             )
             sample.status = r.status_code
             if r.status_code == 202:
                 sample.session_id = r.json()["sessionId"]
             else:
                 sample.error = r.text[:200]
+        except TimeoutError:
+            sample.error = f"no answer within {self.request_timeout:g} s of the due time"
         except httpx.HTTPError as exc:
             sample.error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -205,18 +214,27 @@ async def run_load(
             warm.append(r.json()["sessionId"])
         await wait_terminal(admin, headers, set(warm), 15)
 
-        driver = Driver(server.base_url, headers, args.connections, args.calls_per_conn, body)
+        driver = Driver(
+            server.base_url,
+            headers,
+            args.connections,
+            args.calls_per_conn,
+            body,
+            args.request_timeout,
+        )
         driver.open()
         total = int(round(args.rate * args.seconds))
         samples = [Sample(i, 0.0) for i in range(total)]
         tasks: set[asyncio.Task[None]] = set()
         cpu = CpuWindow(server.pid, SERVER_CORE)
+        client_cpu = CpuWindow(os.getpid(), LOAD_CORE)  # is the load generator keeping up?
         loop = asyncio.get_running_loop()
         log(f"placing {total} calls at {args.rate}/s over {args.connections} connections")
         spy = PySpy(server.pid, args.profile, args.seconds) if args.profile else None
         if spy is not None:
             spy.start()
         cpu.start()
+        client_cpu.start()
         rss_before = server.rss()
         t0 = time.monotonic() + 0.05
         lag_max = 0.0
@@ -235,8 +253,10 @@ async def run_load(
         if tasks:
             await asyncio.gather(*tasks)
         cpu.stop()
+        client_cpu.stop()
         rss_after = server.rss()
         await driver.close()
+        metrics = (await admin.get("/metrics")).text
         profile = None
         if spy is not None:
             await asyncio.to_thread(spy.wait)
@@ -268,9 +288,12 @@ async def run_load(
         "reconnects": driver.reconnects,
         "api_latency_ms": _dist(latencies),
         "api_service_ms": _dist(service),
+        "server_side_latency": server_latency(metrics, "POST", "/calls"),
         "server_cpu_pct": round(cpu.cpu_pct, 1),
         "core0_others_pct": round(cpu.others_pct, 1),
         "core0_states_pct": cpu.core_pct,
+        "client_cpu_pct": round(client_cpu.cpu_pct, 1),
+        "core1_states_pct": client_cpu.core_pct,
         "server_rss_mb": {"before": rss_before / 2**20, "after": rss_after / 2**20},
         "server_cpu_ms_per_call": round(cpu.cpu * 1000 / total, 2),
         "profile": profile,
@@ -287,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=300, help="calls per second")
     parser.add_argument("--seconds", type=float, default=60, help="how long to place calls")
-    parser.add_argument("--connections", type=int, default=8, help="HTTP keep-alive connections")
+    parser.add_argument("--connections", type=int, default=32, help="HTTP keep-alive connections")
     parser.add_argument(
         "--calls-per-conn",
         type=int,
@@ -295,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         help="open a new connection after this many requests on one (0: keep them)",
     )
     parser.add_argument("--hold-ms", type=int, default=1000, help="SIPp hangs up after this")
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=10.0,
+        help="a POST not answered this long after its due time counts as failed",
+    )
     parser.add_argument("--json", metavar="OUT", help="write the details as JSON")
     parser.add_argument(
         "--profile",
@@ -330,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
             "uas_answer_bye",
             calls=total + WARMUP_CALLS,
             hold_ms=args.hold_ms,
-            timeout=args.seconds + SETTLE_SECONDS + 60,
+            # Outlives the run in every case: a SIPp gone early turns into no_answer calls.
+            timeout=args.seconds + args.request_timeout + SETTLE_SECONDS + 120,
         ).start()
         info["sipp_argv"] = sipp.argv
         try:
