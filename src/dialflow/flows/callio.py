@@ -10,6 +10,7 @@ whichever node is listening (recognizer, recorder, beep detector).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ FrameListener = Callable[[npt.NDArray[np.int16], float], None]
 # Speech barge-in: this many consecutive frames above the level count as talking.
 BARGE_IN_FRAMES = 8  # 160 ms
 BARGE_IN_DBFS = -30.0
+_BARGE_IN_RMS = 32768 * 10 ** (BARGE_IN_DBFS / 20)
 
 
 class CallIO:
@@ -94,8 +96,8 @@ class CallIO:
         # One dot product instead of square + mean + sqrt (~1 µs instead of ~8 µs per
         # frame; this runs for every received frame of every call, docs/performance.md).
         samples = frame.astype(np.float64)
-        rms = (float(samples.dot(samples)) / len(samples)) ** 0.5 if len(samples) else 0.0
-        loud = rms > 32768 * 10 ** (BARGE_IN_DBFS / 20)
+        rms = math.sqrt(float(samples.dot(samples)) / len(samples)) if len(samples) else 0.0
+        loud = rms > _BARGE_IN_RMS
         self._loud_frames = self._loud_frames + 1 if loud else 0
         speaking = self._loud_frames >= BARGE_IN_FRAMES
         if speaking and not self.speaking:
