@@ -208,11 +208,9 @@ async def _start(
     return state
 
 
-def _default_flow_runner(settings: Settings) -> FlowRunner | None:
-    try:
-        from ..flows.executor import FlowExecutor
-    except ImportError:
-        return None
+def _default_flow_runner(settings: Settings) -> FlowRunner:
+    from ..flows.executor import FlowExecutor
+
     return FlowExecutor(
         data_dir=settings.data_dir,
         media_dir=Path(settings.flows_dir) if settings.flows_dir else None,
@@ -222,9 +220,9 @@ def _default_flow_runner(settings: Settings) -> FlowRunner | None:
 
 async def _stop(state: AppState) -> None:
     await state.service.stop()
-    speech = getattr(state.service.flow_runner, "_speech", None)
-    if speech is not None:
-        await speech.aclose()
+    close = getattr(state.service.flow_runner, "aclose", None)
+    if close is not None:
+        await close()
     await state.dispatcher.stop()
     await state.endpoint.close()
     await state.store.close()

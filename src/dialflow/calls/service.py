@@ -347,7 +347,7 @@ class CallService:
             await self._run_flow(session, call, flow, options, amd)
         finally:
             if recorder is not None:
-                recorder.close()
+                await recorder.close()
 
     def _max_duration_reached(self, session: CallSession, call: Call) -> None:
         if not call.is_ended:

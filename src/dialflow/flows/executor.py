@@ -14,7 +14,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
+import numpy as np
+
 from ..calls.service import FlowContext, FlowResult
+from ..media.sources import WavFile
 from .callio import CallIO
 from .expressions import ExpressionError
 from .model import Flow
@@ -41,6 +45,60 @@ class FlowExecutor:
         self.media_dir = media_dir or data_dir / "media"
         self._speech = speech
         self.http_allow_private = http_allow_private
+        self._http: httpx.AsyncClient | None = None
+        # Parsed flows by (org, flow, version): a version never changes once stored.
+        self._flows: dict[tuple[str, str | None, int | None], Flow] = {}
+        # Decoded media files by (path, mtime): a prompt played on every call is read once.
+        self._media: dict[tuple[Path, float], np.ndarray] = {}
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """One client for the flows' http nodes, through the SSRF-guarded transport.
+
+        The same rules as webhooks: the URL is checked when rendered, and the transport
+        checks the address it actually connects to (DNS rebinding). Built once: its TLS
+        context costs tens of milliseconds.
+        """
+        if self._http is None:
+            from ..webhooks.transport import GuardedTransport
+
+            self._http = httpx.AsyncClient(
+                transport=GuardedTransport(allow_private=self.http_allow_private),
+                follow_redirects=False,
+            )
+        return self._http
+
+    async def media_file(self, name: str) -> np.ndarray:
+        """A WAV under the media directory, decoded to 8 kHz int16 (cached by mtime)."""
+        root = self.media_dir.resolve()
+        path = (root / name).resolve()
+        if root not in path.parents:
+            raise FileNotFoundError(name)
+        mtime = (await asyncio.to_thread(path.stat)).st_mtime
+        audio = self._media.get((path, mtime))
+        if audio is None:
+            audio = (await asyncio.to_thread(WavFile, path)).samples
+            if len(self._media) >= 256:
+                self._media.clear()
+            self._media[(path, mtime)] = audio
+        return audio
+
+    def _flow(self, ctx: FlowContext) -> Flow:
+        record = ctx.session.record
+        key = (record.org_id, record.flow_id, record.flow_version)
+        flow = self._flows.get(key)
+        if flow is None:
+            flow = Flow.model_validate(ctx.flow)
+            if len(self._flows) >= 1024:
+                self._flows.clear()
+            self._flows[key] = flow
+        return flow
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        if self._speech is not None:
+            await self._speech.aclose()
 
     @property
     def speech(self) -> SpeechServices:
@@ -51,7 +109,7 @@ class FlowExecutor:
         return self._speech
 
     async def run(self, ctx: FlowContext) -> FlowResult:
-        flow = Flow.model_validate(ctx.flow)
+        flow = self._flow(ctx)
         leg = ctx.call.leg
         if leg is None:
             return FlowResult("error", error="the call has no media")
@@ -98,7 +156,7 @@ class FlowExecutor:
                     ctx.session.record_event(
                         "flow.node.left", node=node_id, result="hangup", durationMs=duration
                     )
-                    return state.result(state.final_outcome(), None, remote_hangup=True)
+                    return state.result(state.final_outcome(), None)
                 try:
                     next_id, last = task.result()
                 except FlowEnd as end:
@@ -124,7 +182,7 @@ class FlowExecutor:
                     next=None if hung_up else next_id,
                 )
                 if hung_up:
-                    return state.result(state.final_outcome(), None, remote_hangup=True)
+                    return state.result(state.final_outcome(), None)
                 node_id = next_id
             return state.result(state.final_outcome(), None)
         except Exception as exc:

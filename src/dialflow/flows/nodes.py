@@ -9,19 +9,18 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from io import BytesIO
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 
+from ..calls.recorder import write_wav
 from ..dsp.tones import BeepDetector
 from ..media.sources import RawPcm, WavFile
-from ..speech.asr import Transcript
+from ..speech.asr import AsrError, Transcript
 from . import model as m
 from .callio import CallIO
 from .expressions import evaluate_condition, render, render_value
@@ -89,7 +88,7 @@ class RunState:
             return "passed" if all(a["passed"] for a in self.assertions) else "failed"
         return "completed"
 
-    def result(self, outcome: str, error: str | None, *, remote_hangup: bool = False) -> FlowResult:
+    def result(self, outcome: str, error: str | None) -> FlowResult:
         from ..calls.service import FlowResult
 
         return FlowResult(
@@ -118,18 +117,16 @@ async def say(state: RunState, node_id: str, node: m.SayNode) -> tuple[str | Non
 async def play(
     state: RunState, node_id: str, node: m.PlayNode
 ) -> tuple[str | None, dict[str, Any]]:
-    if node.file:
-        path = (state.executor.media_dir / node.file).resolve()
-        if state.executor.media_dir.resolve() not in path.parents or not path.is_file():
-            raise NodeError(f"no media file {node.file!r} under the media directory")
-        source_bytes = path.read_bytes()
-        what = node.file
-    else:
-        assert node.url is not None
-        what = state.render(node.url)
-        source_bytes = await _fetch(state, what)
+    what = node.file or state.render(node.url or "")
     try:
-        audio = WavFile(BytesIO(source_bytes)).samples
+        if node.file:
+            audio = await state.executor.media_file(node.file)
+        else:
+            audio = (await asyncio.to_thread(WavFile, BytesIO(await _fetch(state, what)))).samples
+    except OSError:
+        raise NodeError(f"no media file {what!r} under the media directory") from None
+    except NodeError:
+        raise
     except Exception as exc:
         raise NodeError(f"{what}: not a playable WAV file ({exc})") from None
     how = "finished"
@@ -252,19 +249,13 @@ def _http_error(
 async def _request(
     state: RunState, method: str, url: str, headers: dict[str, str], body: Any, timeout: float
 ) -> httpx.Response:
-    from ..webhooks.transport import GuardedTransport
     from ..webhooks.urls import WebhookUrlNotAllowed, check_webhook_url_async
 
-    # The same SSRF rules as webhooks: checked now, and again on the address actually
-    # connected to (GuardedTransport), so DNS rebinding cannot reach a private service.
-    allow_private = state.executor.http_allow_private
     try:
-        await check_webhook_url_async(url, allow_private=allow_private)
-        transport = GuardedTransport(allow_private=allow_private)
-        async with httpx.AsyncClient(
-            transport=transport, timeout=timeout, follow_redirects=False
-        ) as client:
-            return await client.request(method, url, headers=headers, json=body)
+        await check_webhook_url_async(url, allow_private=state.executor.http_allow_private)
+        return await state.executor.http.request(
+            method, url, headers=headers, json=body, timeout=timeout
+        )
     except WebhookUrlNotAllowed as exc:
         raise NodeError(f"{url}: {exc}") from None
     except httpx.HTTPError as exc:
@@ -323,7 +314,7 @@ async def record(
     session_id = state.ctx.session.id
     path = state.executor.data_dir / "recordings" / f"{session_id}-{node_id}.wav"
     audio = np.concatenate(frames) if frames else np.zeros(0, np.int16)
-    await asyncio.to_thread(_write_wav, path, audio)
+    await asyncio.to_thread(write_wav, path, audio)
     record_ = state.ctx.session.record
     if record_.recording_path is None:
         record_.recording_path = str(path)
@@ -331,15 +322,6 @@ async def record(
     state.vars[node.save_as] = info
     state.ctx.session.record_event("record", node=node_id, **info)
     return node.next, info
-
-
-def _write_wav(path: Path, audio: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(audio.astype("<i2").tobytes())
 
 
 async def listen(
@@ -364,14 +346,14 @@ async def _transcribe(
     stop = state.io.listen(lambda frame, _t: session.feed(frame))
     state.live_listen = session
     try:
-        deadline = time.monotonic() + max_seconds
-        while time.monotonic() < deadline:
-            if session.ended:
-                break
-            partial = session.partial
-            if until is not None and partial is not None and until(partial):
-                return partial
-            await asyncio.sleep(0.05)
+        try:
+            # Woken by each new hypothesis (no polling); the final one ends the loop.
+            async with asyncio.timeout(max_seconds):
+                async for partial in session.partials():
+                    if partial.is_final or (until is not None and until(partial)):
+                        return partial
+        except (TimeoutError, AsrError):
+            pass
         return await session.wait_result(timeout=5.0, finish=True)
     finally:
         state.live_listen = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,10 @@ class ListenSession:
     def partial_text(self) -> str:
         partial = self._session.partial
         return "" if partial is None else partial.text
+
+    def partials(self) -> AsyncIterator[Transcript]:
+        """Each new hypothesis as it is decoded, ending with the final one."""
+        return self._session.partials()
 
     def finish(self) -> None:
         """No more audio is coming: decode what there is."""

@@ -55,9 +55,9 @@ def current_revision(connection: Connection) -> str | None:
 def upgrade_to_head(connection: Connection) -> str | None:
     """Bring the database to the head revision; a no-op (no DDL) when it is there.
 
-    Synchronous: the async store runs it with ``AsyncConnection.run_sync`` inside the
-    transaction it already holds. Returns the revision upgraded from, or None when
-    nothing was done.
+    Synchronous, inside the transaction the caller already holds (SQLite: on the writer
+    thread, see ``sqlite._migrate``; an async engine would use ``run_sync``). Returns the
+    revision upgraded from, or None when nothing was done.
     """
     current = current_revision(connection)
     if current == head_revision():

@@ -16,7 +16,7 @@ from sqlalchemy import Row, and_, bindparam, exists, insert, literal, or_, selec
 
 from .models import DeliveryState, WebhookAttempt, WebhookDelivery
 from .schema import webhook_attempts, webhook_deliveries
-from .sql import SqlBase, _all, _execute, utcnow
+from .sql import SqlBase, _all, _execute, _first, utcnow
 
 _PENDING = DeliveryState.PENDING.value
 
@@ -121,10 +121,10 @@ class WebhooksMixin(SqlBase):
         Only sessions' head deliveries count (see the module docstring); the time may be
         in the past (due now).
         """
-        rows = await self._run_read(_all, _NEXT_DUE)
-        if not rows:
+        row = await self._run_read(_first, _NEXT_DUE)
+        if row is None:
             return None
-        value: datetime = rows[0].next_attempt_at
+        value: datetime = row.next_attempt_at
         return value
 
     async def update_webhook(self, delivery: WebhookDelivery) -> None:

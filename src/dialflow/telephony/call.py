@@ -72,8 +72,14 @@ class Call:
         self._ended = asyncio.Event()
         self._local_sdp_version = 1
         self._sdp_session_id = random.randint(1, 2**31)
-        self._remote_sdp: bytes | None = None
         self._timers: list[asyncio.TimerHandle] = []
+        # Set by the subclasses: how we reach the peer and our dialog tag.
+        self.transport = "udp"
+        self.local_tag = ""
+        self._pending_2xx: Uas2xxRetransmitter | None = None  # our 2xx awaiting its ACK
+        self._confirmed = False  # inbound: the ACK for our 2xx arrived
+        self._offer_sent: bytes | None = None  # the SDP offer we made (outbound, delayed offer)
+        self._ack_sent: tuple[SipRequest, tuple[str, int]] | None = None  # for 2xx resends
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.state.value}>"
@@ -372,12 +378,11 @@ class Call:
             self._later(max(0.0, first - self.endpoint.now()), tick)
 
     def on_ack(self, ack: SipRequest) -> None:
-        retx = getattr(self, "_pending_2xx", None)
-        if retx is not None:
-            retx.ack()
+        if self._pending_2xx is not None:
+            self._pending_2xx.ack()
         if self.dialog is not None and self.dialog.state is DialogState.EARLY:
             self.dialog.confirm()
-        if self.direction == "inbound" and not getattr(self, "_confirmed", False):
+        if self.direction == "inbound" and not self._confirmed:
             self._confirmed = True
             if ack.body and self.media is None and self.leg is not None:
                 # Delayed offer (RFC 3261 §13.2.1): our 2xx carried the offer, the ACK the answer.
@@ -387,8 +392,6 @@ class Call:
                         sdp.negotiate_answer(offer, sdp.SessionDescription.parse(ack.body))
                     )
             self._emit(CallConfirmed())
-
-    _offer_sent: bytes | None = None
 
 
 class OutboundCall(Call):
@@ -672,7 +675,6 @@ class InboundCall(Call):
         self.state = CallState.CALLING
         self.from_addr = invite.from_
         self.to_addr = invite.to
-        self._confirmed = False
         self._offer: sdp.SessionDescription | None = None
         if invite.body and invite.content_type == "application/sdp":
             self._offer = sdp.SessionDescription.parse(invite.body)

@@ -37,6 +37,7 @@ from ..sip.uri import NameAddr, SipUri, Uri, Via, parse_uri
 from ..transport.tcp import TcpSipTransport
 from ..transport.udp import UdpSipTransport
 from .call import ALLOW, Call, InboundCall, OutboundCall
+from .events import EndReason
 from .ratelimit import LogRateLimiter, TokenBucket
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ class SipEndpoint:
         try:
             await call.start()
         except BaseException:
-            call._finish(_failed_reason(), None, error="could not send INVITE")
+            call._finish(EndReason.FAILED, None, error="could not send INVITE")
             raise
         return call
 
@@ -297,7 +298,7 @@ class SipEndpoint:
         dialog: Dialog | None = None,
     ) -> None:
         """Send an in-dialog request (BYE, re-INVITE …) to the dialog's next hop."""
-        transport = getattr(call, "transport", "udp")
+        transport = call.transport
 
         async def go() -> None:
             destination = await self._in_dialog_destination(call, request, transport)
@@ -326,8 +327,8 @@ class SipEndpoint:
 
     def send_ack(self, call: Call, ack: SipRequest, *, dialog: Dialog | None = None) -> None:
         """ACK for a 2xx: its own transaction-less send (RFC 3261 §17.1.1.3, §13.2.2.4)."""
-        transport = getattr(call, "transport", "udp")
-        cached = getattr(call, "_ack_sent", None)
+        transport = call.transport
+        cached = call._ack_sent
         if cached is not None and dialog is None:
             request, destination = cached
             self._send_raw(request, destination, transport)
@@ -337,7 +338,7 @@ class SipEndpoint:
             destination = await self._in_dialog_destination(call, ack, transport)
             self._add_via(ack, transport)
             if dialog is None:
-                call._ack_sent = (ack, destination)  # type: ignore[attr-defined]
+                call._ack_sent = (ack, destination)
             self._send_raw(ack, destination, transport)
 
         self.spawn(go(), name=f"ACK-{call.call_id}")
@@ -352,13 +353,9 @@ class SipEndpoint:
 
     def resend_response(self, server_tx: Any, response: SipResponse) -> None:
         """Retransmit a 2xx the transaction no longer owns (RFC 6026 Accepted state)."""
-        destination = self._response_destination(server_tx)
+        destination: Address | None = server_tx.address
         if destination is not None:
             self._send_raw(response, destination, self._tx_transport.get(id(server_tx), "udp"))
-
-    def _response_destination(self, server_tx: Any) -> Address | None:
-        address: Address | None = server_tx.address
-        return address
 
     def is_reliable(self, tx: Any) -> bool:
         return bool(tx.reliable)
@@ -584,16 +581,12 @@ class SipEndpoint:
         assert call.dialog is not None
         self._dialogs[(call.call_id, call.dialog.local_tag)] = call
 
-    def register_outbound_dialog(self, call: Call) -> None:
-        self._register_dialog(call)
-
     def _call_finished(self, call: Call) -> None:
         self._calls.discard(call)
         # Keep the dialog routable a little longer: a BYE retransmission or a late
         # ACK must still find it (answered 200 / absorbed rather than 481).
-        local_tag = getattr(call, "local_tag", None)
-        if local_tag is not None and self._loop is not None:
-            key = (call.call_id, local_tag)
+        if call.local_tag and self._loop is not None:
+            key = (call.call_id, call.local_tag)
             self._loop.call_later(32.0, self._dialogs.pop, key, None)
 
     @property
@@ -618,12 +611,6 @@ def _dialog_problem(request: SipRequest) -> str | None:
     if not from_tag:
         return "Missing From Tag"
     return None
-
-
-def _failed_reason() -> Any:
-    from .events import EndReason
-
-    return EndReason.FAILED
 
 
 def _primary_address() -> str:

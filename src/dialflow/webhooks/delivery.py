@@ -313,11 +313,16 @@ class WebhookDispatcher:
         # load that query would run once per event). Retry times this process scheduled
         # are known exactly; others (left by a previous run, or due-looking deliveries
         # that are in flight or blocked behind their session's head) are polled gently.
-        heap = self._retry_at
         now = self._clock()
+        heap = self._retries_ahead(now)
+        return min(heap[0] - now, _BLIND_POLL) if heap else _BLIND_POLL
+
+    def _retries_ahead(self, now: float) -> list[float]:
+        """The heap of scheduled retry times, with those already past dropped."""
+        heap = self._retry_at
         while heap and heap[0] <= now:
             heapq.heappop(heap)
-        return min(heap[0] - now, _BLIND_POLL) if heap else _BLIND_POLL
+        return heap
 
     async def _sleep(self, timeout: float | None) -> None:
         if timeout is not None and timeout <= 0:
@@ -451,10 +456,7 @@ class WebhookDispatcher:
             if delay is None:
                 delay = retry_delay(number, self._retry_base, self._rng.random())
             delivery.next_attempt_at = _utc(now + delay)
-            heap = self._retry_at
-            while heap and heap[0] <= now:  # keep it to the retries still ahead
-                heapq.heappop(heap)
-            heapq.heappush(heap, now + delay)
+            heapq.heappush(self._retries_ahead(now), now + delay)
         else:
             delivery.state = DeliveryState.FAILED
             delivery.next_attempt_at = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import csv
 import hashlib
 import io
@@ -21,6 +20,7 @@ from ...calls.options import AmdOptions, CallOptions
 from ...calls.policy import DestinationError, DestinationNotAllowed
 from ...calls.service import NoTrunk
 from ...calls.session import call_view, event_view, iso, utcnow
+from ...store.cursor import decode_cursor
 from ...store.models import CallRecord, CallStatus, IdempotencyRecord
 from ...webhooks.urls import WebhookUrlNotAllowed, check_webhook_url_async
 from ..app import AppState
@@ -294,8 +294,11 @@ async def list_calls(
     await load_org(state, principal, org_id)
     created_from = _parse_time(from_, "from")
     created_to = _parse_time(to, "to")
-    if cursor is not None and not _cursor_ok(cursor):
-        raise validation_error("query.cursor", "not a cursor from this API")
+    if cursor is not None:
+        try:
+            decode_cursor(cursor)  # refuse a bad cursor before a CSV stream has started
+        except ValueError:
+            raise validation_error("query.cursor", "not a cursor from this API") from None
     filters: dict[str, Any] = dict(
         status=status,
         flow_id=flow_id,
@@ -321,14 +324,6 @@ async def list_calls(
         live = state.service.live(record.session_id)
         data.append(call_view(live.record if live is not None else record))
     return JSONResponse({"data": data, "nextCursor": next_cursor})
-
-
-def _cursor_ok(cursor: str) -> bool:
-    try:
-        base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except ValueError:
-        return False
-    return True
 
 
 async def _csv_stream(

@@ -16,7 +16,7 @@ connection = context.config.attributes.get("connection")
 if connection is None or context.is_offline_mode():
     raise RuntimeError(
         "dialflow migrations run on a connection from dialflow.store.migrate "
-        "(python -m dialflow.store.migrate --help)"
+        "(python -m dialflow.store.migrations --help)"
     )
 
 context.configure(
