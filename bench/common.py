@@ -18,6 +18,8 @@ Nothing here talks to anything but 127.0.0.1. Every process started here is stop
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import csv
 import io
@@ -34,11 +36,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -263,6 +265,38 @@ def write_json(path: str | Path | None, data: Mapping[str, Any]) -> None:
 def log(message: str) -> None:
     """Progress on stderr (stdout carries only the summary line)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- command line
+
+_T = TypeVar("_T")
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, profile_window: str) -> None:
+    """Add the options every server benchmark takes: ``--json``, ``--profile`` (py-spy
+    over ``profile_window``), ``--keep`` and ``--nice``."""
+    parser.add_argument("--json", metavar="OUT", help="write the details as JSON")
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help=f"py-spy the server {profile_window}: PREFIX.txt (collapsed stacks)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the server's temp dir")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the server at this nice value (e.g. -10 on a shared machine; needs root)",
+    )
+
+
+def run_loop(main: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``main`` on uvloop when it is installed (as the server does), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 # --------------------------------------------------------------------------- the server

@@ -75,12 +75,14 @@ from common import (  # after the sys.path set-up: the script runs from anywhere
     PySpy,
     ServerProcess,
     SippUas,
+    add_server_options,
     diag_summary,
     list_all_calls,
     log,
     machine_info,
     pin_self,
     profile_summary,
+    run_loop,
     setup_org,
     udp_drops,
     write_json,
@@ -550,23 +552,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=1.0, help="pause before measuring")
     parser.add_argument("--calls-per-sipp", type=int, default=400, help="calls per SIPp UAS")
     parser.add_argument("--no-echo", action="store_true", help="far ends do not echo RTP back")
-    parser.add_argument("--json", metavar="OUT", help="write the details as JSON")
+    add_server_options(parser, profile_window="over the hold window")
     parser.add_argument(
         "--diag",
         action="store_true",
         help="log GC pauses and event-loop stalls inside the server (sitecustomize)",
-    )
-    parser.add_argument(
-        "--profile",
-        metavar="PREFIX",
-        help="py-spy the server over the hold window: PREFIX.txt (collapsed stacks)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the server's temp dir")
-    parser.add_argument(
-        "--nice",
-        type=int,
-        default=0,
-        help="run the server at this nice value (e.g. -10 on a shared machine; needs root)",
     )
     args = parser.parse_args(argv)
     if args.calls < 1 or args.hold <= 0 or args.ramp_rate <= 0 or args.calls_per_sipp < 1:
@@ -601,13 +591,7 @@ def main(argv: list[str] | None = None) -> int:
                 ).start()
             )
         info["sipp_argv"] = [s.argv for s in sipps]
-        try:
-            import uvloop
-
-            runner: Any = uvloop.run
-        except ImportError:  # pragma: no cover
-            runner = asyncio.run
-        info.update(runner(run(args, server, sipps, farends)))
+        info.update(run_loop(run(args, server, sipps, farends)))
         for s in sipps:
             s.wait(10)
     finally:

@@ -53,12 +53,14 @@ from common import (  # after the sys.path set-up: the script runs from anywhere
     PySpy,
     ServerProcess,
     SippUas,
+    add_server_options,
     list_all_calls,
     log,
     machine_info,
     percentile,
     pin_self,
     profile_summary,
+    run_loop,
     server_latency,
     setup_org,
     write_json,
@@ -324,19 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         default=10.0,
         help="a POST not answered this long after its due time counts as failed",
     )
-    parser.add_argument("--json", metavar="OUT", help="write the details as JSON")
-    parser.add_argument(
-        "--profile",
-        metavar="PREFIX",
-        help="py-spy the server while calls are placed: PREFIX.txt (collapsed stacks)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the server's temp dir")
-    parser.add_argument(
-        "--nice",
-        type=int,
-        default=0,
-        help="run the server at this nice value (e.g. -10 on a shared machine; needs root)",
-    )
+    add_server_options(parser, profile_window="while calls are placed")
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.seconds <= 0 or args.connections < 1:
         parser.error("--rate, --seconds and --connections must be positive")
@@ -363,13 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.seconds + args.request_timeout + SETTLE_SECONDS + 120,
         ).start()
         info["sipp_argv"] = sipp.argv
-        try:
-            import uvloop
-
-            runner: Any = uvloop.run
-        except ImportError:  # pragma: no cover
-            runner = asyncio.run
-        info.update(runner(run_load(args, server, sipp)))
+        info.update(run_loop(run_load(args, server, sipp)))
         sipp.wait(10)  # -m: it exits once the last call ended
     finally:
         stats = sipp.stop() if sipp is not None else None

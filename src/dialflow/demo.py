@@ -25,7 +25,7 @@ from rich.table import Table
 
 from .testing.embedded import EmbeddedError, EmbeddedServer
 from .testing.runner import SetupError, SuiteRunner, TestResult, TestStatus
-from .testing.suite import suite_from_data
+from .testing.suite import Suite, suite_from_data
 from .testing.timeline import amd_text, build_timeline, prompts_of
 
 ORG = "demo"
@@ -122,7 +122,7 @@ _KIND_STYLE = {
 _SIDE_STYLE = {"tester": "cyan", "ivr": "yellow"}
 
 
-def _demo_suite() -> Any:
+def _demo_suite() -> Suite:
     return suite_from_data(
         {
             "name": "demo",

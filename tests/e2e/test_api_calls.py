@@ -57,11 +57,14 @@ async def test_completed_in_sync_mode(server: Server) -> None:
         r = await _call(
             server,
             headers,
-            {"to": uas.uri("bob"), "mode": "sync", "from": "+15550001111"},
+            {"to": uas.uri("bob"), "mode": "sync", "from": "+15550001111", "record": True},
             flow="short",
         )
         result = await asyncio.to_thread(uas.wait)
     assert r.status_code == 200, r.text
+    rec = await server.http.get(r.json()["recordingUrl"], headers=headers)
+    assert rec.status_code == 200 and rec.headers["content-type"] == "audio/wav"
+    assert rec.content[:4] == b"RIFF" and len(rec.content) > 44 + 16000 * 0.2
     call = r.json()
     assert call["status"] == "completed"
     assert call["sip"]["finalCode"] == 200 and call["sip"]["callId"]

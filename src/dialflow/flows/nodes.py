@@ -22,7 +22,7 @@ from ..dsp.tones import BeepDetector
 from ..media.sources import RawPcm, WavFile
 from ..speech.asr import AsrError, Transcript
 from . import model as m
-from .callio import CallIO
+from .callio import CallIO, frame_rms
 from .expressions import evaluate_condition, render, render_value
 
 if TYPE_CHECKING:
@@ -166,10 +166,13 @@ async def gather(
             if remaining <= 0:
                 kind = "dtmf" if digits else "timeout"
                 break
-            digit = await io.next_digit(min(remaining, 0.1)) if want_dtmf else None
+            # Speech start is only seen by looking, so a speech gather looks every 100 ms;
+            # a DTMF-only gather simply waits for the next digit or its timeout.
+            wait = min(remaining, 0.1) if want_speech else remaining
+            digit = await io.next_digit(wait) if want_dtmf else None
             if digit is None:
                 if not want_dtmf:
-                    await asyncio.sleep(min(remaining, 0.1))
+                    await asyncio.sleep(wait)
                 continue
             if node.finish_on_key and digit == node.finish_on_key:
                 kind = "dtmf"
@@ -281,12 +284,12 @@ async def record(
     heard_speech = False
     silent_since = time.monotonic()
     done = asyncio.Event()
-    threshold = 32768 * 10 ** (-40 / 20)
+    threshold = 32768 * 10 ** (-40 / 20)  # -40 dBFS: quieter than this is silence
 
     def on_frame(frame: np.ndarray, _t: float) -> None:
         nonlocal heard_speech, silent_since
         frames.append(frame)
-        loud = float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) > threshold
+        loud = frame_rms(frame) > threshold
         now = time.monotonic()
         if loud:
             heard_speech = True

@@ -113,7 +113,7 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
     )
     live = not args.no_progress and console.is_terminal
     try:
-        with ProgressUI(console, len(suite.tests), live=live) as ui:
+        with ProgressUI(console, count, live=live) as ui:
             report = await run_suite(
                 suite,
                 server=server,

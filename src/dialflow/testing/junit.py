@@ -53,9 +53,10 @@ def failure_text(result: TestResult) -> str:
         for a in failed:
             lines.append(f'  {a.get("node")}: expected "{a.get("expected")}"')
             lines.append(f'  {" " * len(str(a.get("node")))}  heard    "{a.get("heard") or ""}"')
-    if result.heard:
+    heard = result.heard  # computed from the event log: once
+    if heard:
         lines.append("Heard:")
-        lines.extend(f"  {h}" for h in result.heard)
+        lines.extend(f"  {h}" for h in heard)
     if result.session_id:
         lines.append(f"Session: {result.session_id}")
     return "\n".join(lines)
@@ -86,9 +87,10 @@ def system_out(result: TestResult, org: str) -> str:
             f'assertion {mark} {a.get("node")}: expected "{a.get("expected")}", '
             f'heard "{a.get("heard") or ""}"'
         )
-    if result.heard:
+    heard = result.heard  # computed from the event log: once
+    if heard:
         lines.append("heard:")
-        lines.extend(f"  {h}" for h in result.heard)
+        lines.extend(f"  {h}" for h in heard)
     sides = []
     prompts: dict[str, dict[str, str]] = {}
     if result.leg is not None and result.leg.events:

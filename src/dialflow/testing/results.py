@@ -15,6 +15,9 @@ from typing import Any
 
 from .suite import Suite, SuiteTest
 
+#: Call statuses after which nothing changes (API.md: the Call object's ``status``).
+TERMINAL = frozenset({"completed", "busy", "no_answer", "failed", "canceled"})
+
 
 class TestStatus(enum.StrEnum):
     """A test's verdict (JUnit: passed, ``<failure>``, ``<error>``)."""
@@ -86,9 +89,7 @@ class TestResult:
         """Everything the tester recognised: expect transcripts and listen results."""
         out: list[str] = []
         for event in self.leg.events if self.leg is not None else []:
-            if event.get("type") == "assertion" and event.get("heard"):
-                out.append(f"{event.get('node')}: {event['heard']}")
-            elif event.get("type") == "listen" and event.get("heard"):
+            if event.get("type") in ("assertion", "listen") and event.get("heard"):
                 out.append(f"{event.get('node')}: {event['heard']}")
             elif event.get("type") == "gather" and event.get("value"):
                 out.append(f"{event.get('node')} ({event.get('kind')}): {event['value']}")

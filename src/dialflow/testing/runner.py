@@ -16,11 +16,11 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import httpx
 
 from .results import (
+    TERMINAL,
     CallLeg,
     Mismatch,
     SuiteReport,
@@ -47,7 +47,6 @@ __all__ = [
     "unfinished_expects",
 ]
 
-TERMINAL = frozenset({"completed", "busy", "no_answer", "failed", "canceled"})
 #: Extra seconds past a test's timeout for the server's own hang-up to land.
 _GRACE = 5.0
 
@@ -402,8 +401,3 @@ def _is_local(call: dict[str, Any], sip_address: str | None) -> bool:
     if not sip_address:
         return False
     return sip_address_of(str(call.get("to") or "")) == sip_address
-
-
-def server_host(url: str) -> str:
-    """``127.0.0.1:8080`` of ``http://127.0.0.1:8080/`` (for JUnit's hostname)."""
-    return urlsplit(url).netloc or url

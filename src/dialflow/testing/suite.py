@@ -25,7 +25,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -52,7 +52,7 @@ PLACEHOLDERS = frozenset({"sip"})
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _FLOW_ID = r"^[a-z0-9-]{1,64}$"
 _ORG_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-_ALL_AMD_RESULTS: list[AmdResultName] = ["human", "machine", "fax", "unknown"]
+_ALL_AMD_RESULTS: list[AmdResultName] = list(get_args(AmdResultName))
 
 
 class _Model(BaseModel):
@@ -223,7 +223,7 @@ def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def parse_suite(document: Any, *, source: str = "suite", default_name: str = "suite") -> SuiteModel:
+def parse_suite(document: Any, *, source: str = "suite") -> SuiteModel:
     """Validate suite data; :class:`SuiteError` with every problem's path."""
     if not isinstance(document, dict):
         raise SuiteError(source, [("", "a suite is a mapping (server, org, flows, tests…)")])

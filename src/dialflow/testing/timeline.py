@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .results import TERMINAL
+
 #: Event types that only mirror others (webhook bookkeeping, node exits).
 _QUIET = frozenset({"webhook.answered", "webhook.amd", "flow.node.left"})
-_TERMINAL = frozenset({"completed", "busy", "no_answer", "failed", "canceled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ def describe(event: Mapping[str, Any], say_text: Mapping[str, str]) -> tuple[str
         if status == "in_progress":
             code = event.get("code")
             return "status", "answered" + (f" ({code} OK)" if code == 200 else "")
-        if status in _TERMINAL:
+        if status in TERMINAL:
             by = event.get("hangupBy")
             return "status", f"call {status}" + (f", hang-up by {by}" if by else "")
         if status == "ringing" and "code" not in event:
