@@ -10,20 +10,29 @@ process (getrusage over the measured window).
     .venv/bin/python bench/media_clock.py --legs 1000 --echo        # sinks echo back
     .venv/bin/python bench/media_clock.py --legs 1000 --loop asyncio
     .venv/bin/python bench/media_clock.py --legs 1000 --measure-every 5   # time 200 calls
+    taskset -c 0 .venv/bin/python bench/media_clock.py --legs 1000 --pairs  # CPU per frame
 
 Prints one line:
     media_clock: legs=1000 seconds=10 jitter_p99_ms=… lost=0 cpu_pct=… …
+
+``--pairs`` needs no sink process: the legs talk to each other two by two, so every
+leg sends and receives 50 packets/s and listens to every frame (like a flow's
+barge-in detection), all in this process. It prints the CPU per leg-frame, the
+figure to compare between versions of the media path (pin it to one core):
+    media_pairs: legs=1000 seconds=10 cpu_pct=… us_per_leg_frame=… received_ratio=1.000 …
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import multiprocessing as mp
 import resource
 import selectors
 import socket
 import time
+from functools import partial
 from multiprocessing.connection import Connection
 
 import numpy as np
@@ -150,6 +159,60 @@ async def run_legs(
     return result
 
 
+def _listen(leg: MediaLeg, levels: list[float], frame: np.ndarray, t: float) -> None:
+    """What a flow does with every frame: take its level (barge-in detection).
+
+    Trees before the clock computed levels in batch (no ``frame_rms``) pay for it here,
+    as their flows did, so the figure compares across versions.
+    """
+    level = getattr(leg, "frame_rms", None)
+    if level is None:
+        wide = frame.astype(np.float64)
+        level = math.sqrt(float(wide.dot(wide)) / len(wide))
+    levels.append(level)
+
+
+async def run_pairs(args: argparse.Namespace) -> str:
+    """Legs in pairs on loopback, one process: CPU per leg-frame, sending and receiving."""
+    clock = MediaClock(subticks=args.subticks)
+    legs: list[MediaLeg] = []
+    levels: list[float] = []
+    for i in range(0, args.legs - args.legs % 2, 2):
+        a = await MediaLeg.open(clock, HOST, port_range=(20000, 60000))
+        b = await MediaLeg.open(clock, HOST, port_range=(20000, 60000))
+        a.start((HOST, b.local_port), 0, 101)
+        b.start((HOST, a.local_port), 0, 101)
+        for leg in (a, b):
+            leg.on_frame(partial(_listen, leg, levels))
+            leg.play(ToneSource(400 + i % 1000, None))
+            legs.append(leg)
+    await asyncio.sleep(args.warmup)
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    received0 = sum(leg.stats.packets_received for leg in legs)
+    skipped0 = clock.stats.skipped_frames
+    late0 = clock.stats.late_subticks
+    start = time.monotonic()
+    levels.clear()
+    await asyncio.sleep(args.seconds)
+    end = time.monotonic()
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    received = sum(leg.stats.packets_received for leg in legs) - received0
+    user = usage1.ru_utime - usage0.ru_utime
+    system = usage1.ru_stime - usage0.ru_stime
+    frames = len(legs) * (end - start) / 0.020
+    for leg in legs:
+        await leg.close()
+    return (
+        f"media_pairs: legs={len(legs)} seconds={args.seconds:g}"
+        f" cpu_pct={100.0 * (user + system) / (end - start):.1f}"
+        f" us_per_leg_frame={(user + system) * 1e6 / frames:.2f}"
+        f" received_ratio={received / frames:.3f} frames_heard={len(levels)}"
+        f" user_s={user:.2f} sys_s={system:.2f}"
+        f" skipped={clock.stats.skipped_frames - skipped0}"
+        f" late_subticks={clock.stats.late_subticks - late0} loop={args.loop}"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--legs", type=int, default=100)
@@ -166,7 +229,21 @@ def main() -> None:
         help="time every K-th call only (the others send to a socket nobody reads), so the\n"
         "Python sink does not compete with the clock for CPU; K coprime with --subticks",
     )
+    p.add_argument(
+        "--pairs",
+        action="store_true",
+        help="no sink: legs talk to each other two by two; report CPU per leg-frame",
+    )
     args = p.parse_args()
+
+    if args.pairs:
+        if args.loop == "uvloop":
+            import uvloop
+
+            print(uvloop.run(run_pairs(args)))
+        else:
+            print(asyncio.run(run_pairs(args)))
+        return
 
     ctx = mp.get_context("spawn")
     ready_r, ready_w = ctx.Pipe(duplex=False)

@@ -53,6 +53,9 @@ class CallIO:
         self._speech_event = asyncio.Event()
         self.digit_log: list[str] = []
         self.on_digit: Callable[[str, str], object] | None = None  # (digit, source)
+        # A MediaLeg hands out each frame's level, computed for a whole batch of calls
+        # by the media clock; other frame sources are measured here.
+        self._leg_level = hasattr(leg, "frame_rms")
         self._subs = [
             leg.on_dtmf(lambda d: self._digit(d.digit, "rfc4733")),
             leg.on_frame(self._frame),
@@ -105,7 +108,8 @@ class CallIO:
             digit = self._inband.feed(frame)
             if digit is not None:
                 self._digit(digit, "inband")
-        loud = frame_rms(frame) > _BARGE_IN_RMS
+        level = self.leg.frame_rms if self._leg_level else frame_rms(frame)
+        loud = level > _BARGE_IN_RMS
         self._loud_frames = self._loud_frames + 1 if loud else 0
         speaking = self._loud_frames >= BARGE_IN_FRAMES
         if speaking and not self.speaking:

@@ -2,9 +2,14 @@
 
 A SIP call opens a leg (binding the RTP port it puts in its SDP), starts it once the
 offer/answer is done, and closes it at hangup. Between, the shared ``MediaClock`` asks
-the leg for one frame every 20 ms (playback, DTMF, or silence) and hands it decoded
-received audio; DTMF digits are dispatched as soon as their packet arrives, never
-behind audio.
+the leg for one frame every 20 ms (playback, DTMF, or silence), has it read what its
+socket received (every 5 ms sub-tick, see ``dialflow.media.clock``) and hands it
+decoded received audio; DTMF digits are dispatched as soon as their packet is read,
+never behind audio. The leg sends and receives on its socket directly
+(``dialflow.media.rtp_socket``: no event-loop callback per datagram).
+
+Before ``start()`` nothing reads the socket; what the peer sent by then (payload
+types unknown) is read and dropped at ``start()`` and counted as early packets.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,7 +28,13 @@ import numpy as np
 import numpy.typing as npt
 
 from dialflow.media.clock import MediaClock
-from dialflow.media.rtp_socket import DEFAULT_BUFFER, PortAllocator, RtpSocket, open_rtp_socket
+from dialflow.media.rtp_socket import (
+    DEFAULT_BUFFER,
+    MAX_DATAGRAM,
+    PortAllocator,
+    RtpSocket,
+    open_rtp_socket,
+)
 from dialflow.media.sinks import (
     AudioFrame,
     DropOldestQueue,
@@ -46,6 +59,10 @@ from dialflow.rtp.stream import FeedResult, RtpReceiver, RtpSender
 __all__ = ["LegState", "LegStats", "MediaLeg", "Playback", "PlaybackState"]
 
 log = logging.getLogger(__name__)
+
+#: At most this many datagrams received before ``start()`` are read and dropped there;
+#: any beyond are handled as ordinary packets by the first ticks.
+_EARLY_DRAIN_MAX: Final = 1000
 
 Samples = npt.NDArray[np.int16]
 Address = Any  # what asyncio hands out: (host, port) or (host, port, flowinfo, scope_id)
@@ -86,7 +103,9 @@ class LegStats:
     late: int  # arrived after their playout time (jitter buffer)
     duplicates: int
     concealed: int  # frames delivered as silence because nothing was there to play
-    jitter_ms: float  # RFC 3550 §A.8 interarrival jitter
+    # RFC 3550 §A.8 interarrival jitter, from the times packets are read (at most one
+    # clock sub-tick, 5 ms, after they arrived): it includes that quantisation.
+    jitter_ms: float
     remote: Address | None  # where we send (the latched address with symmetric RTP)
 
     def as_dict(self) -> dict[str, object]:
@@ -147,9 +166,10 @@ class MediaLeg:
         self._streams: list[DropOldestQueue[Any]] = []
         self._concealed = 0
         self._early_packets = 0
-        # The transport's own method: one Python call less per packet on the clock task.
-        self._sendto = sock.transport.sendto
-        sock.set_callback(self._on_datagram)
+        self._frame_rms = 0.0
+        # The socket's own methods: one Python call less per packet on the clock task.
+        self._sock_sendto: Callable[[bytes, Address], int] = sock.sock.sendto
+        self._sock_recvfrom: Callable[[int], tuple[bytes, Address]] = sock.sock.recvfrom
 
     @classmethod
     async def open(
@@ -165,10 +185,9 @@ class MediaLeg:
         sndbuf: int = DEFAULT_BUFFER,
     ) -> MediaLeg:
         """Bind an RTP socket on ``local_host`` (an IP literal), even port from ``port_range``."""
-        sock = await open_rtp_socket(
+        sock = open_rtp_socket(
             local_host,
             port_range,
-            _drop_datagram,
             rcvbuf=rcvbuf,
             sndbuf=sndbuf,
             allocator=allocator,
@@ -202,6 +221,26 @@ class MediaLeg:
     def remote(self) -> Address | None:
         """Where packets are sent now."""
         return self._dest
+
+    @property
+    def frame_rms(self) -> float:
+        """RMS level (sample units) of the frame being delivered to ``on_frame`` callbacks.
+
+        Valid inside a callback. The clock computes it for a whole sub-tick's frames in
+        one numpy call, so a listener that needs the level of every frame (barge-in)
+        does not pay numpy's per-call overhead once per frame itself.
+        """
+        return self._frame_rms
+
+    @property
+    def send_drops(self) -> int:
+        """Packets dropped because the socket's send buffer was full."""
+        return self._socket.send_drops
+
+    @property
+    def early_packets(self) -> int:
+        """Datagrams that arrived before ``start()`` and were dropped."""
+        return self._early_packets
 
     @property
     def sending(self) -> bool:
@@ -257,6 +296,7 @@ class MediaLeg:
             payload_type, dtmf_payload_type, jitter=JitterBuffer(self.jitter_depth)
         )
         self._dest = remote
+        self._drop_early()
         self.state = LegState.ACTIVE
         self.clock.register(self)
 
@@ -402,9 +442,34 @@ class MediaLeg:
             stream.close()
         self._frame_subs.clear()
         self._dtmf_subs.clear()
-        await self._socket.close()
+        self._socket.close()
 
     # --- clock interface (called on the clock task, once per frame) -----------------
+
+    @property
+    def clock_fd(self) -> int:
+        """The RTP socket, polled by the clock every sub-tick."""
+        return self._socket.fileno()
+
+    def clock_read(self) -> None:
+        """Read one received datagram (the clock saw the socket readable) and take it."""
+        try:
+            data, addr = self._sock_recvfrom(MAX_DATAGRAM)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            # ICMP errors (peer port closed) surface here; they are normal at call end.
+            self._socket.errors += 1
+            return
+        receiver = self._receiver
+        assert receiver is not None  # set by start(), before the clock knows the leg
+        result = receiver.feed(data, addr, time.monotonic())
+        if result is FeedResult.ACCEPTED or result is FeedResult.IGNORED:
+            return
+        if result is FeedResult.LATCHED and self.symmetric_rtp:
+            self._dest = receiver.remote
+        if receiver.pending_digits:
+            self._dispatch_digits(receiver)
 
     def clock_produce(self) -> Samples | None:
         """This frame's samples to encode; DTMF, silence and hold are handled here."""
@@ -423,7 +488,7 @@ class MediaLeg:
                     self._end_dtmf(True)
                 if packet is None:
                     packet = sender.audio_packet(self._silence)  # inter-digit gap
-                self._sendto(packet, self._dest)
+                self._send(packet)
                 return None
             assert job.inband is not None
             tone = job.inband.read(FRAME_SAMPLES)
@@ -434,14 +499,19 @@ class MediaLeg:
         frame = self._playback.read_frame()
         if frame is not None:
             return frame
-        self._sendto(sender.audio_packet(self._silence), self._dest)
+        self._send(sender.audio_packet(self._silence))
         return None
 
     def clock_send(self, payload: bytes) -> None:
         """Send one encoded frame."""
         sender = self._sender
         assert sender is not None
-        self._sendto(sender.audio_packet(payload), self._dest)
+        try:
+            self._sock_sendto(sender.audio_packet(payload), self._dest)
+        except (BlockingIOError, InterruptedError):
+            self._socket.send_drops += 1  # see rtp_socket: never queue real-time audio
+        except OSError:
+            self._socket.errors += 1
 
     def clock_receive(self, now: float) -> bytes | None:
         """Pop this frame from the jitter buffer; return it for batch decoding if wanted."""
@@ -458,13 +528,17 @@ class MediaLeg:
         if payload is None:
             self._concealed += 1
             frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            self._frame_rms = 0.0
         else:
             frame = fit_frame(decode(payload, self._codec))
+            wide = frame.astype(np.float64)
+            self._frame_rms = math.sqrt(float(wide.dot(wide)) / FRAME_SAMPLES)
         self._frame_subs.publish(frame, now)
         return None
 
-    def clock_deliver(self, frame: Samples, t: float) -> None:
-        """Publish one decoded frame to the frame subscribers."""
+    def clock_deliver(self, frame: Samples, t: float, level: float) -> None:
+        """Publish one decoded frame (RMS ``level``) to the frame subscribers."""
+        self._frame_rms = level
         self._frame_subs.publish(frame, t)
 
     def clock_skip(self, frames: int) -> None:
@@ -480,18 +554,23 @@ class MediaLeg:
 
     # --- internals --------------------------------------------------------------------
 
-    def _on_datagram(self, data: bytes, addr: Address) -> None:
-        receiver = self._receiver
-        if receiver is None:
-            self._early_packets += 1  # before start(): payload types unknown yet
-            return
-        result = receiver.feed(data, addr, time.monotonic())
-        if result is FeedResult.ACCEPTED or result is FeedResult.IGNORED:
-            return
-        if result is FeedResult.LATCHED and self.symmetric_rtp:
-            self._dest = receiver.remote
-        if receiver.pending_digits:
-            self._dispatch_digits(receiver)
+    def _send(self, packet: bytes) -> None:
+        # Inlined rather than RtpSocket.sendto: silence (every frame of a call that is
+        # not playing) and DTMF go out here, one Python call less per packet.
+        try:
+            self._sock_sendto(packet, self._dest)
+        except (BlockingIOError, InterruptedError):
+            self._socket.send_drops += 1  # see rtp_socket: never queue real-time audio
+        except OSError:
+            self._socket.errors += 1
+
+    def _drop_early(self) -> None:
+        """Read and drop what arrived before ``start()`` (payload types were unknown)."""
+        recv = self._socket.recvfrom
+        for _ in range(_EARLY_DRAIN_MAX):
+            if recv() is None:
+                return
+            self._early_packets += 1
 
     def _dispatch_digits(self, receiver: RtpReceiver) -> None:
         for digit in receiver.take_digits():
@@ -533,7 +612,3 @@ class MediaLeg:
             sub.close()
         if queue in self._streams:
             self._streams.remove(queue)
-
-
-def _drop_datagram(data: bytes, addr: Any) -> None:
-    """Placeholder receiver between binding the socket and wiring the leg."""

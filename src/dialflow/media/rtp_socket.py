@@ -1,33 +1,41 @@
 """One UDP socket per media leg, bound to an even port from a configurable range.
 
-The protocol object hands every datagram straight to a callback (the leg's RTP
-receiver): no task, no queue, no per-packet allocation beyond what the loop does.
-On the stock asyncio loop the transport's read size is cut to 2048 bytes: by default
-it reads every datagram with ``recvfrom(256 KiB)``, and glibc serves such a buffer
-with mmap/munmap, which cost ~13 µs per packet (PERFORMANCE-NOTES). uvloop does not
-need it.
+The socket is plain and non-blocking and is NOT registered with the event loop: the
+media clock reads it in its 5 ms sub-ticks (``MediaClock`` polls every leg's socket
+with one epoll set and the leg calls ``recvfrom`` once per queued datagram) and the
+leg sends with ``sendto`` directly. At 1,000 calls that is 50,000 datagrams/s each
+way; the loop's per-datagram path (a transport callback and a protocol method per
+datagram, plus a failing ``recvmsg`` per wake-up, uvloop's address conversion and
+write-buffer bookkeeping on every send) cost more than the RTP work itself
+(docs/performance.md). Reading at the sub-tick costs little latency: the jitter
+buffer is popped only at the leg's 20 ms tick anyway.
+
+A UDP socket never blocks on send; a full send buffer (``BlockingIOError``) means the
+machine is far behind, and queueing in user space would only add latency to real-time
+audio, so the datagram is dropped and counted (``send_drops``). Errors the kernel
+reports on the socket (ICMP port unreachable on the read side) are counted in
+``errors``: they are normal when the peer goes away at call end.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import ipaddress
 import logging
 import random
 import socket
-from collections.abc import Callable
-from typing import Any, Final, cast
+from collections.abc import Iterator
+from typing import Any, Final
 
-__all__ = ["PortAllocator", "RtpSocket", "open_rtp_socket"]
+__all__ = ["MAX_DATAGRAM", "PortAllocator", "RtpSocket", "open_rtp_socket"]
 
 log = logging.getLogger(__name__)
 
-#: Largest datagram read on the stock loop (RTP for G.711 at 20 ms is 172 bytes).
+#: Largest datagram read (RTP for G.711 at 20 ms is 172 bytes); longer ones are truncated.
 MAX_DATAGRAM: Final = 2048
 DEFAULT_BUFFER: Final = 1 << 20
 
-DatagramCallback = Callable[[bytes, Any], None]
+Address = Any  # (host, port) or (host, port, flowinfo, scope_id)
 
 
 class PortAllocator:
@@ -43,16 +51,26 @@ class PortAllocator:
         self._in_use: set[tuple[str, int]] = set()
         self._rng = rng if rng is not None else random.Random()
 
-    def candidates(self, host: str, port_range: tuple[int, int]) -> list[int]:
-        """Even ports of ``[low, high)`` not held here, starting at a random one."""
+    def candidates(self, host: str, port_range: tuple[int, int]) -> Iterator[int]:
+        """Even ports of ``[low, high)`` not held here, from a random one round the range.
+
+        Lazy: a call usually takes the first port it is offered, so building the whole
+        list of a 10,000-port range per call was the cost (O(1) per allocation now).
+        ValueError at once if the range holds no even port.
+        """
         low, high = port_range
         first = low + (low & 1)
-        evens = list(range(first, high, 2))
-        if not evens:
+        count = (high - first + 1) // 2
+        if count <= 0:
             raise ValueError(f"port range {port_range} holds no even port")
-        start = self._rng.randrange(len(evens))
-        ordered = evens[start:] + evens[:start]
-        return [p for p in ordered if (host, p) not in self._in_use]
+        return self._rotated(host, first, count, self._rng.randrange(count))
+
+    def _rotated(self, host: str, first: int, count: int, start: int) -> Iterator[int]:
+        in_use = self._in_use
+        for i in range(count):
+            port = first + 2 * ((start + i) % count)
+            if (host, port) not in in_use:
+                yield port
 
     def claim(self, host: str, port: int) -> None:
         """Record ``port`` as held by this process."""
@@ -70,83 +88,62 @@ class PortAllocator:
 DEFAULT_ALLOCATOR: Final = PortAllocator()
 
 
-class _RtpProtocol(asyncio.DatagramProtocol):
-    """Forwards datagrams to a callback; counts socket errors without logging each one."""
-
-    def __init__(self, on_datagram: DatagramCallback) -> None:
-        self.on_datagram = on_datagram
-        self.transport: asyncio.DatagramTransport | None = None
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.errors = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        if hasattr(transport, "max_size"):  # the stock selector loop only
-            transport.max_size = MAX_DATAGRAM
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors (peer port closed) arrive here; they are normal at call end.
-        self.errors += 1
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
 class RtpSocket:
-    """A bound, non-blocking UDP endpoint for one leg's RTP."""
+    """A bound, non-blocking UDP endpoint for one leg's RTP (read and written directly)."""
 
-    __slots__ = ("_allocator", "_protocol", "host", "port", "transport")
+    __slots__ = ("_allocator", "_closed", "errors", "host", "port", "send_drops", "sock")
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        transport: asyncio.DatagramTransport,
-        protocol: _RtpProtocol,
-        allocator: PortAllocator,
-    ) -> None:
+    def __init__(self, host: str, port: int, sock: socket.socket, allocator: PortAllocator) -> None:
         self.host = host
         self.port = port
-        self.transport = transport
-        self._protocol = protocol
+        self.sock = sock
+        #: Errors the kernel reported on the socket (e.g. ICMP port unreachable).
+        self.errors = 0
+        #: Datagrams dropped because the send buffer was full.
+        self.send_drops = 0
         self._allocator = allocator
+        self._closed = False
 
-    @property
-    def errors(self) -> int:
-        """Socket errors reported so far (e.g. ICMP port unreachable)."""
-        return self._protocol.errors
+    def fileno(self) -> int:
+        """The socket's file descriptor (-1 once closed)."""
+        return self.sock.fileno()
 
-    def set_callback(self, on_datagram: DatagramCallback) -> None:
-        """Route received datagrams to ``on_datagram`` from now on."""
-        self._protocol.on_datagram = on_datagram
+    def recvfrom(self) -> tuple[bytes, Address] | None:
+        """One queued datagram and its source, or None if there is none (never blocks)."""
+        try:
+            return self.sock.recvfrom(MAX_DATAGRAM)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            self.errors += 1
+            return None
 
-    def sendto(self, data: bytes, addr: Any) -> None:
-        """Queue one datagram to ``addr`` (never blocks)."""
-        self.transport.sendto(data, addr)
+    def sendto(self, data: bytes | memoryview, addr: Address) -> None:
+        """Send one datagram to ``addr`` now; dropped and counted if the buffer is full."""
+        try:
+            self.sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            self.send_drops += 1
+        except OSError:
+            self.errors += 1
 
     @property
     def is_closing(self) -> bool:
         """True once ``close`` has been called."""
-        return self.transport.is_closing()
+        return self._closed
 
-    async def close(self) -> None:
-        """Close the socket, wait until the loop has let go of it, release the port."""
-        if not self.transport.is_closing():
-            self.transport.close()
-        try:
-            await self._protocol.closed
-        finally:
-            self._allocator.release(self.host, self.port)
+    def close(self) -> None:
+        """Close the socket and release its port (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.sock.close()
+        self._allocator.release(self.host, self.port)
 
 
-async def open_rtp_socket(
+def open_rtp_socket(
     host: str,
     port_range: tuple[int, int] | None,
-    on_datagram: DatagramCallback,
     *,
     rcvbuf: int = DEFAULT_BUFFER,
     sndbuf: int = DEFAULT_BUFFER,
@@ -158,10 +155,11 @@ async def open_rtp_socket(
     another process are skipped (EADDRINUSE); OSError if the whole range is taken.
     Socket buffers are enlarged (the kernel caps them at net.core.[rw]mem_max).
     """
-    loop = asyncio.get_running_loop()
     alloc = allocator if allocator is not None else DEFAULT_ALLOCATOR
     family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    candidates = [0] if port_range is None else alloc.candidates(host, port_range)
+    candidates: Iterator[int] = (
+        iter((0,)) if port_range is None else alloc.candidates(host, port_range)
+    )
     last_error: OSError | None = None
     for port in candidates:
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -178,13 +176,5 @@ async def open_rtp_socket(
             raise
         bound_port: int = sock.getsockname()[1]
         alloc.claim(host, bound_port)
-        try:
-            transport, protocol = await loop.create_datagram_endpoint(
-                lambda: _RtpProtocol(on_datagram), sock=sock
-            )
-        except BaseException:
-            sock.close()
-            alloc.release(host, bound_port)
-            raise
-        return RtpSocket(host, bound_port, transport, protocol, alloc)
+        return RtpSocket(host, bound_port, sock, alloc)
     raise OSError(errno.EADDRINUSE, f"no free RTP port on {host} in {port_range}: {last_error}")

@@ -1,9 +1,9 @@
 """Subscribers of what a media leg receives: decoded audio frames and DTMF digits.
 
-Two shapes for each: a callback run synchronously on the media clock (frames) or the
-socket callback (DTMF), and an async iterator backed by a bounded queue that drops
-the oldest item when its consumer falls behind, so a slow consumer never stalls the
-clock or grows memory.
+Two shapes for each: a callback run synchronously on the media clock's task (frames,
+and DTMF digits as soon as the clock has read their packet), and an async iterator
+backed by a bounded queue that drops the oldest item when its consumer falls behind,
+so a slow consumer never stalls the clock or grows memory.
 
 A callback that raises is logged once and unsubscribed: one broken consumer must not
 take the clock (and every other call) down with it.

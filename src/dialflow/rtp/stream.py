@@ -262,6 +262,35 @@ class RtpReceiver:
             self.stats.invalid += 1
             return FeedResult.IGNORED
         b0, b1, seq, ts, ssrc = _unpack_from(data)
+        if (
+            b0 == 0x80
+            and ssrc == self.ssrc
+            and (b1 & 0x7F) == self.payload_type
+            and addr == self.remote
+            and self._candidate is None
+        ):
+            # Fast path, ~every packet of a call (it runs 50 times a second per call):
+            # plain audio header, latched address, known source, sequence number ahead
+            # by less than _MAX_DROPOUT. Same effect as the general path below.
+            d = (seq - self._max_ext) & 0xFFFF
+            if 0 < d < _MAX_DROPOUT:
+                self._max_ext += d
+                self._received += 1
+                payload = data[HEADER_SIZE:]
+                stats = self.stats
+                stats.packets += 1
+                stats.octets += len(payload)
+                transit = int(now * self.clock_rate) - ts
+                if self._have_transit:
+                    j = ((transit - self._transit + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+                    if j < 0:
+                        j = -j
+                    stats.jitter += (j - stats.jitter) / 16.0
+                else:
+                    self._have_transit = True
+                self._transit = transit
+                self.jitter.insert(seq, ts, ssrc, payload)
+                return FeedResult.ACCEPTED
         if b0 == 0x80:
             payload = data[HEADER_SIZE:]  # the common case: no padding, extension, CSRC
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import numpy as np
@@ -22,6 +23,7 @@ class FakeLeg:
         self.receive = receive
         self.sent: list[bytes] = []
         self.delivered: list[tuple[np.ndarray, float]] = []
+        self.levels: list[float] = []
         self.skipped = 0
         self.failed: BaseException | None = None
         self.produce_calls = 0
@@ -30,6 +32,11 @@ class FakeLeg:
     @property
     def codec(self) -> Codec:
         return self._codec
+
+    clock_fd = -1  # no socket: the clock reads nothing for it
+
+    def clock_read(self) -> None:
+        raise AssertionError("never polled")
 
     def clock_produce(self) -> np.ndarray | None:
         self.produce_calls += 1
@@ -46,8 +53,9 @@ class FakeLeg:
     def clock_receive(self, now: float) -> bytes | None:
         return self.receive
 
-    def clock_deliver(self, frame: np.ndarray, t: float) -> None:
+    def clock_deliver(self, frame: np.ndarray, t: float, level: float) -> None:
         self.delivered.append((frame, t))
+        self.levels.append(level)
 
     def clock_skip(self, frames: int) -> None:
         self.skipped += frames
@@ -115,6 +123,10 @@ def test_run_slot_batch_decodes_and_delivers_copies() -> None:
     assert fa.tobytes() == g711.decode(codes, Codec.PCMA).tobytes()
     assert fu.base is None or fu.base.shape == (160,)  # its own copy, not a batch view
     assert quiet.delivered == []
+    for leg, frame in ((u, fu), (a, fa)):  # each frame's RMS level, from the batch
+        wide = frame.astype(np.float64)
+        assert leg.levels == [pytest.approx(float(np.sqrt(np.mean(wide**2))), rel=1e-12)]
+    assert u.levels[0] != a.levels[0]
 
 
 async def test_failing_leg_is_removed_and_others_keep_going() -> None:
@@ -164,3 +176,46 @@ async def test_ticks_paced_then_stall_skips_frames() -> None:
     sent_frames = leg.produce_calls + leg.skipped
     assert abs(sent_frames - (loop.time() - start) / 0.02) <= 2
     await clock.stop()
+
+
+class SocketLeg(FakeLeg):
+    """A fake leg with a real UDP socket: the clock polls it and calls clock_read."""
+
+    def __init__(self, *, broken: bool = False) -> None:
+        super().__init__(Codec.PCMU, None)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.broken = broken
+        self.read: list[bytes] = []
+
+    @property
+    def clock_fd(self) -> int:  # type: ignore[override]
+        return self.sock.fileno()
+
+    def clock_read(self) -> None:
+        if self.broken:
+            raise RuntimeError("bad datagram")
+        self.read.append(self.sock.recv(2048))
+
+
+async def test_read_failure_removes_only_that_leg_and_reads_stop_when_idle() -> None:
+    clock = MediaClock(subticks=1)
+    good, bad = SocketLeg(), SocketLeg(broken=True)
+    clock.register(good)
+    clock.register(bad)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for leg in (bad, good, good):
+            sender.sendto(b"x", leg.sock.getsockname())
+        clock.run_slot(clock._slots[0], 0.0, clock.poller)
+        assert isinstance(bad.failed, RuntimeError) and bad not in clock
+        assert good.read == [b"x", b"x"]  # every queued datagram, in one sub-tick
+        assert clock.poller is not None
+        clock.unregister(good)
+        assert clock.poller is None  # the epoll set is closed with the last leg
+    finally:
+        sender.close()
+        good.sock.close()
+        bad.sock.close()
+        await clock.stop()

@@ -15,7 +15,8 @@ import pytest
 from dialflow.media.clock import MediaClock
 from dialflow.media.leg import LegState, MediaLeg, PlaybackState
 from dialflow.media.sources import RawPcm, ToneSource
-from dialflow.rtp.dtmf import DtmfDigit
+from dialflow.rtp import g711
+from dialflow.rtp.dtmf import DtmfDigit, DtmfSender
 from dialflow.rtp.g711 import Codec
 from dialflow.rtp.packet import RtpPacket
 from dialflow.rtp.stream import RtpSender
@@ -275,12 +276,31 @@ async def test_inject_dtmf_and_early_packets() -> None:
         leg.on_dtmf(digits.append)
         leg.inject_dtmf("7", 250)  # SIP INFO
         assert digits == [DtmfDigit("7", 250, 0)]
-        leg._on_datagram(b"\x80" * 20, (LOCAL, 1))  # before start(): dropped
-        assert leg.stats.packets_received == 0
         with pytest.raises(RuntimeError):
             leg.send_dtmf("1")  # not started
     finally:
         await leg.close()
+
+
+async def test_early_packets_are_dropped_at_start_and_later_ones_taken() -> None:
+    clock = MediaClock()
+    leg = await MediaLeg.open(clock, LOCAL, port_range=(30000, 31000))
+    peer = RawPeer()
+    try:
+        sender = RtpSender(0, dtmf_payload_type=101)
+        for _ in range(3):  # before start(): payload types unknown yet
+            peer.sock.sendto(sender.audio_packet(b"\xff" * 160), (LOCAL, leg.local_port))
+        await asyncio.sleep(0.02)
+        leg.start(peer.addr, 0, 101)
+        assert leg.early_packets == 3
+        await asyncio.sleep(0.05)
+        assert leg.stats.packets_received == 0
+        peer.sock.sendto(sender.audio_packet(b"\xff" * 160), (LOCAL, leg.local_port))
+        await asyncio.sleep(0.05)
+        assert leg.stats.packets_received == 1
+    finally:
+        await leg.close()
+        peer.close()
 
 
 def test_loopback_under_uvloop() -> None:
@@ -302,3 +322,153 @@ def test_loopback_under_uvloop() -> None:
 
     received, digits = uvloop.run(scenario())
     assert received >= 12 and digits == ["9", "*"]
+
+
+def _tick(clock: MediaClock, leg: MediaLeg) -> None:
+    """Run the leg's sub-tick now, synchronously (the clock task does not get to run)."""
+    slot = next(s for s in clock._slots if leg in s)
+    clock.run_slot(slot, 0.0, clock.poller)
+
+
+async def test_tick_reads_every_queued_packet_and_dtmf_without_the_loop() -> None:
+    clock = MediaClock()
+    leg = await MediaLeg.open(clock, LOCAL, port_range=(30000, 31000))
+    peer = RawPeer()
+    try:
+        leg.start(peer.addr, 0, 101)
+        digits: list[str] = []
+        leg.on_dtmf(lambda d: digits.append(d.digit))
+        sender = RtpSender(0, dtmf_payload_type=101)
+        for _ in range(5):  # e.g. a burst after a network stall
+            peer.sock.sendto(sender.audio_packet(b"\xff" * 160), (LOCAL, leg.local_port))
+        _tick(clock, leg)
+        assert leg.stats.packets_received == 5
+        sender.start_dtmf(DtmfSender("5", 60))
+        while sender.dtmf_active:
+            packet = sender.dtmf_packet()
+            if packet is not None:
+                peer.sock.sendto(packet, (LOCAL, leg.local_port))
+        _tick(clock, leg)  # the digit is dispatched inside the tick that read its end
+        assert digits == ["5"]
+        assert leg.stats.packets_received > 5 and leg.stats.lost == 0
+    finally:
+        await leg.close()
+        peer.close()
+
+
+async def test_tick_read_rounds_are_bounded() -> None:
+    clock = MediaClock(max_read_rounds=2)
+    leg = await MediaLeg.open(clock, LOCAL, port_range=(30000, 31000))
+    peer = RawPeer()
+    try:
+        leg.start(peer.addr, 0, None)
+        sender = RtpSender(0)
+        for _ in range(5):
+            peer.sock.sendto(sender.audio_packet(b"\xff" * 160), (LOCAL, leg.local_port))
+        _tick(clock, leg)
+        assert leg.stats.packets_received == 2 and clock.stats.read_rounds_capped == 1
+        _tick(clock, leg)
+        _tick(clock, leg)
+        assert leg.stats.packets_received == 5 and clock.stats.read_rounds_capped == 2
+    finally:
+        await leg.close()
+        peer.close()
+
+
+async def test_full_send_buffer_drops_packets_and_the_leg_keeps_going() -> None:
+    clock = MediaClock()
+    leg = await MediaLeg.open(clock, LOCAL, port_range=(30000, 31000))
+    peer = RawPeer()
+    try:
+        leg.start(peer.addr, 0, 101)
+
+        def full(data: bytes, addr: object) -> int:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+
+        real = leg._sock_sendto
+        leg._sock_sendto = full
+        _tick(clock, leg)  # silence (sent by the leg itself)
+        leg.play(ToneSource(440, None))
+        _tick(clock, leg)  # audio (encoded in batch, sent by clock_send)
+        assert leg.send_drops == 2 and leg in clock and leg.state is LegState.ACTIVE
+        leg._sock_sendto = real
+        _tick(clock, leg)
+        assert len(peer.drain()) == 1 and leg.send_drops == 2
+    finally:
+        await leg.close()
+        peer.close()
+
+
+async def test_closed_leg_leaves_the_poller_and_its_fd_can_be_reused() -> None:
+    clock = MediaClock(subticks=1)
+    keep = await MediaLeg.open(clock, LOCAL, port_range=(30000, 31000))
+    gone = await MediaLeg.open(clock, LOCAL, port_range=(30000, 31000))
+    peer = RawPeer()
+    try:
+        keep.start(peer.addr, 0, None)
+        gone.start(peer.addr, 0, None)
+        fd = gone.clock_fd
+        await gone.close()
+        again = await MediaLeg.open(clock, LOCAL, port_range=(30000, 31000))
+        assert again.clock_fd == fd  # the kernel hands out the lowest free fd
+        again.start(peer.addr, 0, None)
+        sender = RtpSender(0)
+        peer.sock.sendto(sender.audio_packet(b"\xff" * 160), (LOCAL, again.local_port))
+        _tick(clock, again)
+        assert again.stats.packets_received == 1
+        await again.close()
+        assert len(clock) == 1
+    finally:
+        await keep.close()
+        peer.close()
+    assert not clock.running
+
+
+async def test_frame_rms_is_the_level_of_the_frame_being_delivered() -> None:
+    clock = MediaClock()
+    leg = await MediaLeg.open(clock, LOCAL, port_range=(30000, 31000))
+    peer = RawPeer()
+    try:
+        leg.start(peer.addr, 0, None)
+        seen: list[tuple[float, float]] = []
+
+        def check(frame: np.ndarray, t: float) -> None:
+            wide = frame.astype(np.float64)
+            seen.append((leg.frame_rms, float(np.sqrt(np.mean(wide**2)))))
+
+        leg.on_frame(check)
+        sender = RtpSender(0)
+        tone = ToneSource(1000, None, amplitude=0.25)
+        for _ in range(4):
+            samples = tone.read(160)
+            assert samples is not None
+            payload = g711.encode(samples, Codec.PCMU).tobytes()
+            peer.sock.sendto(sender.audio_packet(payload), (LOCAL, leg.local_port))
+        for _ in range(5):
+            _tick(clock, leg)
+        assert len(seen) == 5
+        assert all(level == pytest.approx(rms, rel=1e-12) for level, rms in seen)
+        assert all(level > 0.25 * 32767 / 2 for level, _ in seen[:4])  # the tone
+        assert seen[4] == (0.0, 0.0)  # nothing left: concealed as silence
+    finally:
+        await leg.close()
+        peer.close()
+
+
+async def test_every_sub_tick_reads_every_legs_socket() -> None:
+    clock = MediaClock(subticks=2)
+    first = await MediaLeg.open(clock, LOCAL, port_range=(30000, 31000))
+    second = await MediaLeg.open(clock, LOCAL, port_range=(30000, 31000))
+    peer = RawPeer()
+    try:
+        first.start(peer.addr, 0, None)
+        second.start(peer.addr, 0, None)
+        assert clock._slot_of[first] != clock._slot_of[second]
+        sender = RtpSender(0)
+        peer.sock.sendto(sender.audio_packet(b"\xff" * 160), (LOCAL, second.local_port))
+        _tick(clock, first)  # the other slot's sub-tick: the packet waits no longer
+        assert second.stats.packets_received == 1
+    finally:
+        await first.close()
+        await second.close()
+        peer.close()
