@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +79,47 @@ class _TooLarge(Exception):
     pass
 
 
+class LatencyMetrics:
+    """Observes every HTTP request's latency by method, route template and status.
+
+    A plain ASGI middleware: ``@app.middleware("http")`` (BaseHTTPMiddleware) runs the
+    app in an anyio task group with memory streams, which cost ~16 % of the set-up
+    path's CPU at 100 calls/s.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        # Label children are looked up by a tuple of strings; keep them per label set.
+        self._children: dict[tuple[str, str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The router puts the matched route in the (shared) scope.
+            route = scope.get("route")
+            key = (scope["method"], getattr(route, "path", "unmatched"), status)
+            child = self._children.get(key)
+            if child is None:
+                child = self.metrics.api_latency.labels(key[0], key[1], str(status))
+                if len(self._children) < 1000:  # the method is the client's free text
+                    self._children[key] = child
+            child.observe(time.perf_counter() - start)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -105,27 +146,22 @@ def create_app(
     )
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def _latency(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.api_latency.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - start
-        )
-        return response
-
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-
+    from .fastpath import ROUTE_PATH, CreateCallFastPath
     from .routes import calls, flows, orgs, system
 
-    app.include_router(system.router)
-    app.include_router(orgs.router)
-    app.include_router(flows.router)
+    # FastAPI matches routes one by one in this order: the calls routes (every POST and
+    # poll of a call) come first. No two routes' templates match the same path, so the
+    # order changes nothing else.
     app.include_router(calls.router)
+    app.include_router(flows.router)
+    app.include_router(orgs.router)
+    app.include_router(system.router)
+
+    # Innermost first: the fast path inside the latency metrics, both inside the limit.
+    create_route = next(r for r in calls.router.routes if getattr(r, "path", None) == ROUTE_PATH)
+    app.add_middleware(CreateCallFastPath, route=create_route)
+    app.add_middleware(LatencyMetrics, metrics=metrics)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics(request: Request) -> Response:

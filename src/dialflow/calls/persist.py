@@ -2,8 +2,14 @@
 
 Session listeners run synchronously inside SIP and media callbacks; they queue work
 here, and one task drains the queue in FIFO order, batching consecutive event
-appends. FIFO matters: a webhook delivery is enqueued after the events before it, so
-a session's deliveries reach the store (and the dispatcher) in their seq order.
+appends. FIFO matters: webhook deliveries are handed to the dispatcher in the order
+they were queued, so a session's deliveries reach it in their seq order.
+
+A webhook does not wait for the rows queued before it: its first attempt goes out
+while they are written (the dispatcher stores the delivery itself). What a receiver
+reads back right after a webhook is served from memory: the call service keeps an
+ended session readable until :meth:`SessionWriter.when_written` says its last rows
+are in the store.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class SessionWriter:
         self._enqueued = 0
         self._written = 0
         self._progress = asyncio.Event()
+        self._callbacks: list[tuple[int, Callable[[], None]]] = []
         self.errors = 0
 
     def start(self) -> None:
@@ -55,6 +62,13 @@ class SessionWriter:
         while self._written < target:
             self._progress.clear()
             await self._progress.wait()
+
+    def when_written(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once everything queued so far is written (or failed)."""
+        if self._task is None or self._written >= self._enqueued:
+            callback()
+            return
+        self._callbacks.append((self._enqueued, callback))
 
     def events(self, events: list[CallEvent]) -> None:
         self._put(("events", events))
@@ -82,28 +96,44 @@ class SessionWriter:
                 log.exception("writing %d session operations failed", len(batch))
             self._written += len(batch)
             self._progress.set()
+            if self._callbacks:
+                self._run_callbacks()
+
+    def _run_callbacks(self) -> None:
+        due = [cb for target, cb in self._callbacks if target <= self._written]
+        if not due:
+            return
+        self._callbacks = [(t, cb) for t, cb in self._callbacks if t > self._written]
+        for callback in due:
+            try:
+                callback()
+            except Exception:
+                log.exception("session writer callback failed")
 
     async def _write(self, batch: list[Op]) -> None:
         pending_events: list[CallEvent] = []
         saves: dict[str, CallRecord] = {}
+        sends: list[asyncio.Future[None]] = []
         for kind, value in batch:
             if kind == "events":
                 pending_events.extend(value)
-                continue
-            if kind == "save":
+            elif kind == "save":
                 # The record is a live object: saving it once per batch saves the latest state.
                 saves[value.session_id] = value
-                continue
-            # A webhook: everything before it must be stored first.
+            elif self._enqueue_webhook is not None:
+                # Tasks start in creation order, and the dispatcher decides what to send at
+                # once synchronously when enqueue starts: queue order is kept.
+                sends.append(asyncio.ensure_future(self._enqueue_webhook(value)))
+        try:
             await self._drain(pending_events, saves)
-            if self._enqueue_webhook is not None:
-                await self._enqueue_webhook(value)
-        await self._drain(pending_events, saves)
+        finally:
+            failures = [
+                r for r in await asyncio.gather(*sends, return_exceptions=True) if r is not None
+            ]
+        if failures:
+            raise failures[0]
 
     async def _drain(self, events: list[CallEvent], saves: dict[str, CallRecord]) -> None:
-        if events:
-            await self._store.append_events(list(events))
-            events.clear()
-        for record in saves.values():
-            await self._store.save_call(record)
-        saves.clear()
+        # One write job for the whole batch: each job is a thread hop and, when the
+        # writer groups jobs, a savepoint of its own.
+        await self._store.write_sessions(events, list(saves.values()))

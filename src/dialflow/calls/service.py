@@ -119,6 +119,8 @@ class CallService:
         self.limiter = OrgLimiter()
         self.writer = SessionWriter(store, enqueue_webhook)
         self._live: dict[str, CallSession] = {}
+        # Ended sessions whose last rows are still being written: reads come from here.
+        self._ending: dict[str, CallSession] = {}
         self._calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._webhooks_enabled = enqueue_webhook is not None
@@ -152,7 +154,9 @@ class CallService:
         await self.writer.stop()
 
     def live(self, session_id: str) -> CallSession | None:
-        return self._live.get(session_id)
+        """The session in memory: running, or ended with its last rows not stored yet."""
+        session = self._live.get(session_id)
+        return session if session is not None else self._ending.get(session_id)
 
     @property
     def active_calls(self) -> int:
@@ -505,11 +509,18 @@ class CallService:
             self.metrics.call_ended(status.value)
 
     def _close(self, session: CallSession, org_id: str) -> None:
-        self._live.pop(session.id, None)
+        if self._live.pop(session.id, None) is not None:
+            # A webhook or a sync response may already have told the client it ended:
+            # a GET must not read the older row from the store meanwhile.
+            self._ending[session.id] = session
+            self.writer.when_written(lambda: self._forget(session.id))
         self._calls.pop(session.id, None)
         self.limiter.release(org_id)
         if self.metrics is not None:
             self.metrics.active_calls(len(self._live))
+
+    def _forget(self, session_id: str) -> None:
+        self._ending.pop(session_id, None)
 
     # -- control from the API
 

@@ -217,6 +217,13 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
+    @classmethod
+    def from_canonical(cls, items: list[tuple[str, str]]) -> Headers:
+        """Headers over ``items`` as they are: names already canonical (the parser's)."""
+        headers = cls()
+        headers._items = items
+        return headers
+
     def copy(self) -> Headers:
         copy = Headers()
         copy._items = list(self._items)

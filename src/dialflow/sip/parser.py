@@ -115,7 +115,7 @@ def parse_message(data: bytes) -> SipMessage:
         items.append((cname, value))
 
     body = _cut_body(checked.get("content-length"), body)
-    message = _parse_start_line(lines[0], Headers(items), body)
+    message = _parse_start_line(lines[0], Headers.from_canonical(items), body)
     _check_core_headers(message, checked)
     return message
 
@@ -255,6 +255,37 @@ def _single(checked: dict[str, list[str]], lname: str) -> str:
     return values[0]
 
 
+# name-addr values that parsed, with their wildcard flag. A dialog's From, To and
+# Contact come back in every message of the dialog; parsing is a pure function of the
+# text, so each distinct value is parsed once while it is in here.
+_NAME_ADDR_CHECKED: dict[str, bool] = {}
+_CHECKED_MAX = 4096
+
+
+def _is_wildcard(value: str) -> bool:
+    """Whether ``value`` is ``*``; raises SipParseError when it is no name-addr at all."""
+    wildcard = _NAME_ADDR_CHECKED.get(value)
+    if wildcard is None:
+        wildcard = parse_name_addr(value).wildcard
+        if len(_NAME_ADDR_CHECKED) >= _CHECKED_MAX:
+            _NAME_ADDR_CHECKED.clear()
+        _NAME_ADDR_CHECKED[value] = wildcard
+    return wildcard
+
+
+# Via values that parsed: the responses of one transaction (100, 180, 200) all carry
+# the Via of its request, with the same branch.
+_VIA_CHECKED: set[str] = set()
+
+
+def _check_via(value: str) -> None:
+    if value not in _VIA_CHECKED:
+        parse_via(value)
+        if len(_VIA_CHECKED) >= _CHECKED_MAX:
+            _VIA_CHECKED.clear()
+        _VIA_CHECKED.add(value)
+
+
 def _check_core_headers(message: SipMessage, checked: dict[str, list[str]]) -> None:
     """RFC 3261 §8.1.1: every request and response carries these, well-formed.
 
@@ -266,7 +297,7 @@ def _check_core_headers(message: SipMessage, checked: dict[str, list[str]]) -> N
     for value in checked.get("via", ()):
         for part in split_quoted(value, ","):
             if part.strip():
-                parse_via(part)
+                _check_via(part)
                 via_count += 1
     if not via_count:
         raise SipParseError("missing Via header")
@@ -274,13 +305,13 @@ def _check_core_headers(message: SipMessage, checked: dict[str, list[str]]) -> N
     if not _single(checked, "call-id"):
         raise SipParseError("empty Call-ID")
     for lname in ("from", "to"):
-        if parse_name_addr(_single(checked, lname)).wildcard:
+        if _is_wildcard(_single(checked, lname)):
             raise SipParseError(f"'*' in {_DISPLAY_NAMES[lname]}")
     for lname in ("contact", "record-route"):
         for value in checked.get(lname, ()):
             for part in split_quoted(value, ","):
                 if part.strip():
-                    parse_name_addr(part)
+                    _is_wildcard(part)
     if isinstance(message, SipRequest) and cseq.method != message.method:
         # RFC 4475 §3.1.2.17: 400; §3.1.2.18: 501 when the method is unknown anyway.
         status = 400 if message.method in KNOWN_METHODS else 501

@@ -113,6 +113,9 @@ class Store(Protocol):
     async def append_events(self, events: list[CallEvent]) -> None:
         """Append to the sessions' logs (seq is unique per session)."""
 
+    async def write_sessions(self, events: list[CallEvent], records: list[CallRecord]) -> None:
+        """append_events + save_call of each record, all or nothing, in one write."""
+
     async def get_call(self, org_id: str | None, session_id: str) -> CallRecord | None:
         """org_id None = any organization (admin)."""
 
@@ -157,6 +160,9 @@ class Store(Protocol):
 
     async def next_webhook_due(self) -> datetime | None:
         """When the earliest pending delivery is due (None: nothing pending)."""
+
+    async def pending_webhook_sessions(self) -> set[str]:
+        """Every session that has a pending delivery."""
 
     async def update_webhook(self, delivery: WebhookDelivery) -> None: ...
 

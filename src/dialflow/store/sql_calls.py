@@ -32,6 +32,7 @@ _INSERT_CALL = insert(calls)
 _UPDATE_CALL = update(calls).where(calls.c.session_id == bindparam("b_session_id"))
 _SELECT_CALL = select(calls).where(calls.c.session_id == bindparam("b_session_id"))
 _INSERT_EVENTS = insert(call_events)
+
 _SELECT_EVENTS = (
     select(call_events)
     .where(call_events.c.session_id == bindparam("b_session_id"))
@@ -51,6 +52,15 @@ _FAIL_CALL = (
         error=SYSTEM_RESTART_ERROR,
     )
 )
+
+
+def _write_sessions(
+    conn: Connection, event_rows: list[dict[str, Any]], call_rows: list[dict[str, Any]]
+) -> None:
+    if event_rows:
+        conn.execute(_INSERT_EVENTS, event_rows)
+    if call_rows:
+        conn.execute(_UPDATE_CALL, call_rows)
 
 
 def _mutable_call_values(record: CallRecord) -> dict[str, Any]:
@@ -183,6 +193,24 @@ class CallsMixin(SqlBase):
             for e in events
         ]
         await self._run_write(f"events of {events[0].session_id!r}", _execute, _INSERT_EVENTS, rows)
+
+    async def write_sessions(self, events: list[CallEvent], records: list[CallRecord]) -> None:
+        """:meth:`append_events` and :meth:`save_call` for many sessions as one write job:
+        one transaction, one executemany each (no savepoint per statement, one thread
+        hop). Nothing is written if any of it fails."""
+        if not events and not records:
+            return
+        event_rows = [
+            {"session_id": e.session_id, "seq": e.seq, "type": e.type, "at": e.at, "data": e.data}
+            for e in events
+        ]
+        call_rows = []
+        for record in records:
+            values = _mutable_call_values(record)
+            values["b_session_id"] = record.session_id
+            call_rows.append(values)
+        first = events[0].session_id if events else records[0].session_id
+        await self._run_write(f"sessions from {first!r}", _write_sessions, event_rows, call_rows)
 
     async def get_call(self, org_id: str | None, session_id: str) -> CallRecord | None:
         """org_id None = any organization (admin). Does not load the events."""

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, insert, select, update
 
 from .base import Conflict
+from .catalog_cache import TtlCache
 from .models import ApiKey, FlowVersion, InboundNumber, Organization, Trunk
 from .schema import api_keys, flow_versions, flows, numbers, organizations, trunks
 from .sql import SqlBase, _all, _execute, _first, _rowcount, utcnow
@@ -203,8 +204,53 @@ def _add_flow_version(
     return _insert_version(conn, org_id, flow_id, version, document, now)
 
 
+def _copy_org(org: Organization) -> Organization:
+    # Callers change the object they get (PATCH): never hand out the cached one.
+    return Organization(
+        id=org.id,
+        name=org.name,
+        max_concurrent_calls=org.max_concurrent_calls,
+        calls_per_second=org.calls_per_second,
+        allowed_destinations=list(org.allowed_destinations),
+        webhook_secret=org.webhook_secret,
+        created_at=org.created_at,
+    )
+
+
+def _copy_key(key: ApiKey) -> ApiKey:
+    return ApiKey(key.id, key.org_id, key.name, key.key_hash, key.created_at, key.revoked_at)
+
+
+def _copy_flow(flow: FlowVersion) -> FlowVersion:
+    # A version's document never changes once stored, so it is shared, not copied.
+    return FlowVersion(flow.org_id, flow.flow_id, flow.version, flow.document, flow.created_at)
+
+
+class _CatalogCaches:
+    __slots__ = ("orgs", "keys", "flows")
+
+    def __init__(self) -> None:
+        self.orgs: TtlCache[str, Organization] = TtlCache()
+        self.keys: TtlCache[str, ApiKey] = TtlCache()
+        self.flows: TtlCache[tuple[str, str], FlowVersion] = TtlCache()
+
+
 class CatalogMixin(SqlBase):
-    """The slowly changing configuration of each organization."""
+    """The slowly changing configuration of each organization.
+
+    Organizations, API keys (by hash) and the latest version of each flow are read
+    through a short in-process cache (:mod:`.catalog_cache`); every write here
+    invalidates what it changed.
+    """
+
+    _catalog_caches: _CatalogCaches | None = None
+
+    @property
+    def catalog_cache(self) -> _CatalogCaches:
+        caches = self._catalog_caches
+        if caches is None:
+            caches = self._catalog_caches = _CatalogCaches()
+        return caches
 
     # -- organizations and keys --------------------------------------------------------
     async def create_org(self, org: Organization) -> None:
@@ -221,10 +267,19 @@ class CatalogMixin(SqlBase):
         await self._run_write(f"organization {org.id!r}", _execute, insert(organizations), values)
 
     async def get_org(self, org_id: str) -> Organization | None:
+        cache = self.catalog_cache.orgs
+        org = cache.get(org_id)
+        if org is not None:
+            return _copy_org(org)
+        generation = cache.generation
         row = await self._run_read(
             _first, select(organizations).where(organizations.c.id == org_id)
         )
-        return None if row is None else _org(row)
+        if row is None:
+            return None
+        org = _org(row)
+        cache.put(org_id, _copy_org(org), generation)
+        return org
 
     async def update_org(self, org: Organization) -> None:
         """Every field but the id and created_at (a no-op for an unknown id)."""
@@ -239,7 +294,10 @@ class CatalogMixin(SqlBase):
                 webhook_secret=org.webhook_secret,
             )
         )
-        await self._run_write(f"organization {org.id!r}", _execute, statement)
+        try:
+            await self._run_write(f"organization {org.id!r}", _execute, statement)
+        finally:
+            self.catalog_cache.orgs.invalidate(org.id)
 
     async def add_api_key(self, key: ApiKey) -> None:
         """Raises Conflict if the id or the key hash exists."""
@@ -255,13 +313,22 @@ class CatalogMixin(SqlBase):
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
         """The unrevoked key with this hash, or None."""
+        cache = self.catalog_cache.keys
+        key = cache.get(key_hash)
+        if key is not None:
+            return _copy_key(key)
+        generation = cache.generation
         row = await self._run_read(
             _first,
             select(api_keys).where(
                 api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
             ),
         )
-        return None if row is None else _api_key(row)
+        if row is None:
+            return None
+        key = _api_key(row)
+        cache.put(key_hash, _copy_key(key), generation)
+        return key
 
     async def revoke_api_key(self, org_id: str, key_id: str) -> bool:
         """False when no such unrevoked key in that organization."""
@@ -274,7 +341,11 @@ class CatalogMixin(SqlBase):
             )
             .values(revoked_at=utcnow())
         )
-        return await self._run_write(f"api key {key_id!r}", _rowcount, statement) > 0
+        try:
+            return await self._run_write(f"api key {key_id!r}", _rowcount, statement) > 0
+        finally:
+            # The cache is by hash, which the caller does not give: drop every key.
+            self.catalog_cache.keys.clear()
 
     # -- trunks ------------------------------------------------------------------------
     async def create_trunk(self, trunk: Trunk) -> None:
@@ -330,23 +401,34 @@ class CatalogMixin(SqlBase):
         after the old highest: a (flow, version) pair always names one document, so
         records of calls that ran the old flow stay accurate.
         """
-        return await self._run_write(
-            f"flow {org_id}/{flow_id}", _create_flow, org_id, flow_id, document, utcnow()
-        )
+        try:
+            return await self._run_write(
+                f"flow {org_id}/{flow_id}", _create_flow, org_id, flow_id, document, utcnow()
+            )
+        finally:
+            self.catalog_cache.flows.invalidate((org_id, flow_id))
 
     async def add_flow_version(
         self, org_id: str, flow_id: str, document: dict[str, object]
     ) -> FlowVersion | None:
         """The next version; None when the flow does not exist (or was deleted)."""
-        return await self._run_write(
-            f"flow {org_id}/{flow_id}", _add_flow_version, org_id, flow_id, document, utcnow()
-        )
+        try:
+            return await self._run_write(
+                f"flow {org_id}/{flow_id}", _add_flow_version, org_id, flow_id, document, utcnow()
+            )
+        finally:
+            self.catalog_cache.flows.invalidate((org_id, flow_id))
 
     async def get_flow(
         self, org_id: str, flow_id: str, version: int | None = None
     ) -> FlowVersion | None:
         """The latest version of a live flow, or a given version even of a deleted one."""
+        cache = self.catalog_cache.flows
+        generation = cache.generation
         if version is None:
+            cached = cache.get((org_id, flow_id))
+            if cached is not None:
+                return _copy_flow(cached)
             query = _LIVE_FLOW_VERSIONS.where(flows.c.org_id == org_id, flows.c.id == flow_id)
         else:
             query = select(flow_versions).where(
@@ -355,7 +437,12 @@ class CatalogMixin(SqlBase):
                 flow_versions.c.version == version,
             )
         row = await self._run_read(_first, query)
-        return None if row is None else _flow_version(row)
+        if row is None:
+            return None
+        flow = _flow_version(row)
+        if version is None:
+            cache.put((org_id, flow_id), _copy_flow(flow), generation)
+        return flow
 
     async def list_flows(self, org_id: str) -> list[FlowVersion]:
         """The latest version of every live flow, by id."""
@@ -375,7 +462,10 @@ class CatalogMixin(SqlBase):
             )
             .values(deleted_at=utcnow())
         )
-        return await self._run_write(f"flow {org_id}/{flow_id}", _rowcount, statement) > 0
+        try:
+            return await self._run_write(f"flow {org_id}/{flow_id}", _rowcount, statement) > 0
+        finally:
+            self.catalog_cache.flows.invalidate((org_id, flow_id))
 
     # -- inbound numbers ---------------------------------------------------------------
     async def add_number(self, number: InboundNumber) -> None:

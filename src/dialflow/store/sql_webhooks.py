@@ -127,6 +127,16 @@ class WebhooksMixin(SqlBase):
         value: datetime = row.next_attempt_at
         return value
 
+    async def pending_webhook_sessions(self) -> set[str]:
+        """Every session with a pending delivery (read once when a dispatcher starts)."""
+        rows = await self._run_read(
+            _all,
+            select(webhook_deliveries.c.session_id)
+            .where(webhook_deliveries.c.state == _PENDING)
+            .distinct(),
+        )
+        return {row.session_id for row in rows}
+
     async def update_webhook(self, delivery: WebhookDelivery) -> None:
         """Save the retry state: state, attempts, next_attempt_at, last_status, last_error."""
         values = {

@@ -247,6 +247,14 @@ class SipEndpoint:
             await self._tcp.connect((address, port))
         return address, port
 
+    def _resolve_now(self, host: str) -> str | None:
+        """The address without I/O: a literal, or a name resolved before; else None."""
+        try:
+            ipaddress.ip_address(host)
+            return host
+        except ValueError:
+            return self._resolved.get(host)
+
     async def _resolve(self, host: str) -> str:
         try:
             ipaddress.ip_address(host)
@@ -306,6 +314,29 @@ class SipEndpoint:
 
         self.spawn(go(), name=f"{request.method}-{call.call_id}")
 
+    def _in_dialog_destination_now(
+        self, call: Call, request: SipRequest, transport: str
+    ) -> Address | None:
+        """:meth:`_in_dialog_destination` when it needs no I/O (UDP to an address known
+        now), else None. The ACK of every answered call then goes out at once instead of
+        from a task of its own."""
+        if transport != "udp":
+            return None
+        self._add_proxy_route(call, request)
+        try:
+            host, port, _ = next_hop(request)
+        except SipError:
+            return None  # the async path decides (it may fall back to the source)
+        address = self._resolve_now(host)
+        return None if address is None else (address, port)
+
+    @staticmethod
+    def _add_proxy_route(call: Call, request: SipRequest) -> None:
+        if isinstance(call, OutboundCall) and call.proxy is not None:
+            # Stay on the outbound proxy even when no Record-Route was returned.
+            if request.headers.get("Route") is None:
+                request.headers.add("Route", f"<{call.proxy.with_params(lr=None)}>", first=True)
+
     async def _in_dialog_destination(
         self, call: Call, request: SipRequest, transport: str
     ) -> Address:
@@ -314,10 +345,7 @@ class SipEndpoint:
             assert self._tcp is not None
             if self._tcp.has_connection(call.source):
                 return call.source
-        if isinstance(call, OutboundCall) and call.proxy is not None:
-            # Stay on the outbound proxy even when no Record-Route was returned.
-            if request.headers.get("Route") is None:
-                request.headers.add("Route", f"<{call.proxy.with_params(lr=None)}>", first=True)
+        self._add_proxy_route(call, request)
         try:
             return await self.resolve_next_hop(request, transport)
         except (SipError, OSError):
@@ -332,6 +360,13 @@ class SipEndpoint:
         if cached is not None and dialog is None:
             request, destination = cached
             self._send_raw(request, destination, transport)
+            return
+        now = self._in_dialog_destination_now(call, ack, transport)
+        if now is not None:
+            self._add_via(ack, transport)
+            if dialog is None:
+                call._ack_sent = (ack, now)
+            self._send_raw(ack, now, transport)
             return
 
         async def go() -> None:

@@ -16,6 +16,12 @@ Semantics (docs/webhooks.md has the user-facing version):
 - **In order per session.** A session's event n+1 is not sent while event n is pending
   (the store hands out only a session's head; this loop never runs two attempts of one
   session at once). An event that finally fails stops blocking: the next one goes out.
+- **First attempts do not wait for the store.** A new delivery of a session that has
+  nothing else pending (known in memory: this dispatcher saw every delivery of that
+  session since it started, see :meth:`WebhookDispatcher.enqueue`) is sent at once,
+  while its row is being written; the attempt is recorded after the row is committed.
+  Anything else (a session with an earlier pending event, a session with deliveries
+  left by a previous run, a full dispatcher) goes through the store-driven loop.
 - **Retries.** Timeouts, connection errors, 429 and 5xx are retried: retry n waits
   ``min(base × 2^(n-1), 300) s ± 20 %``, or the ``Retry-After`` of a 429/503 (≤ 300 s);
   ``max_attempts`` in all. Other 4xx, 3xx (redirects are not followed: a redirect to
@@ -57,6 +63,13 @@ from .urls import Resolver, WebhookUrlNotAllowed, parse_webhook_url
 
 log = logging.getLogger(__name__)
 
+# httpx logs every request at INFO with its full URL: paths and queries often carry the
+# receiver's own tokens (we log the host only), and at hundreds of events per second
+# that line cost as much as the attempt's own bookkeeping. Unless configured otherwise.
+_httpx_log = logging.getLogger("httpx")
+if _httpx_log.level == logging.NOTSET:
+    _httpx_log.setLevel(logging.WARNING)
+
 USER_AGENT = f"dialflow/{__version__}"
 
 _MAX_DRAIN = 64 * 1024  # response bytes read (and dropped) so the connection can be reused
@@ -75,6 +88,8 @@ class WebhookStore(Protocol):
     async def due_webhooks(self, now: datetime, limit: int) -> list[WebhookDelivery]: ...
 
     async def next_webhook_due(self) -> datetime | None: ...
+
+    async def pending_webhook_sessions(self) -> set[str]: ...
 
     async def update_webhook(self, delivery: WebhookDelivery) -> None: ...
 
@@ -184,6 +199,10 @@ class WebhookDispatcher:
         self._retry_at: list[float] = []  # heap of retry times this process scheduled
         self._task_failed = False
         self._failure_log = _FailureLog(_LOG_EVERY)
+        # Sessions whose every delivery this dispatcher has seen since start(), with the
+        # number of those still pending; the others may have pending rows it never saw.
+        self._pending_of: dict[str, int] = {}
+        self._unknown_sessions: set[str] = set()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -223,6 +242,9 @@ class WebhookDispatcher:
             headers={"User-Agent": USER_AGENT},
         )
         self._stopping = False
+        self._pending_of.clear()
+        # (A union: deliveries enqueued before start() may not be committed yet.)
+        self._unknown_sessions |= await self._store.pending_webhook_sessions()
         self._loop_task = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
     async def stop(self, grace: float = 1.0) -> None:
@@ -253,14 +275,67 @@ class WebhookDispatcher:
         self._wake.set()
 
     async def enqueue(self, delivery: WebhookDelivery) -> None:
-        """Store a new delivery (due now unless it has a time) and wake the loop."""
+        """Store a new delivery (due now unless it has a time) and send it or wake the loop.
+
+        Call it in each session's event order: whether a delivery may be sent at once is
+        decided synchronously, before the first await, from the deliveries enqueued
+        before it. It returns once the row is stored (the send may still be under way).
+        """
         now = self._clock()
         if delivery.created_at is None:
             delivery.created_at = _utc(now)
+        # (Compared as given: a datetime round trip of ``now`` may land 1 µs after it.)
+        due_now = delivery.next_attempt_at is None or _unix(delivery.next_attempt_at) <= now
         if delivery.next_attempt_at is None:
             delivery.next_attempt_at = delivery.created_at
-        await self._store.enqueue_webhook(delivery)
-        self._wake.set()
+        session_id = delivery.session_id
+        tracked = self.running and not self._stopping and session_id not in self._unknown_sessions
+        if not tracked:
+            # Not running yet (e.g. crash recovery before start): its session may have
+            # pending rows this dispatcher will only learn about from the store.
+            self._unknown_sessions.add(session_id)
+            await self._store.enqueue_webhook(delivery)
+            self._wake.set()
+            return
+        ahead = self._pending_of.get(session_id, 0)
+        self._pending_of[session_id] = ahead + 1
+        stored: asyncio.Future[None] | None = None
+        if (
+            ahead == 0
+            and session_id not in self._busy_sessions
+            and len(self._busy_sessions) < self._concurrency
+            and due_now
+        ):
+            stored = asyncio.get_running_loop().create_future()
+            self._launch(delivery, stored)
+        try:
+            await self._store.enqueue_webhook(delivery)
+        except BaseException as exc:
+            # The row may exist after all (a cancelled wait does not undo the write): from
+            # now on only the store knows what is pending for this session.
+            self._pending_of.pop(session_id, None)
+            self._unknown_sessions.add(session_id)
+            if stored is not None:
+                if isinstance(exc, asyncio.CancelledError):
+                    stored.cancel()
+                else:
+                    stored.set_exception(exc)
+                    stored.exception()  # the attempt sees it; do not log it twice
+            raise
+        if stored is not None:
+            stored.set_result(None)
+        else:
+            self._wake.set()
+
+    def _settled(self, session_id: str) -> None:
+        """One delivery of a tracked session is no longer pending (delivered or failed)."""
+        left = self._pending_of.get(session_id)
+        if left is None:
+            return
+        if left <= 1:
+            del self._pending_of[session_id]
+        else:
+            self._pending_of[session_id] = left - 1
 
     # -- the loop
 
@@ -331,8 +406,10 @@ class WebhookDispatcher:
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
 
-    def _launch(self, delivery: WebhookDelivery) -> None:
-        task = asyncio.create_task(self._attempt(delivery), name=f"webhook-{delivery.id}")
+    def _launch(
+        self, delivery: WebhookDelivery, stored: asyncio.Future[None] | None = None
+    ) -> None:
+        task = asyncio.create_task(self._attempt(delivery, stored), name=f"webhook-{delivery.id}")
         self._inflight[task] = _InFlight(delivery)
         self._busy_sessions.add(delivery.session_id)
         task.add_done_callback(self._on_done)
@@ -353,12 +430,23 @@ class WebhookDispatcher:
 
     # -- one attempt
 
-    async def _attempt(self, delivery: WebhookDelivery) -> None:
+    async def _attempt(
+        self, delivery: WebhookDelivery, stored: asyncio.Future[None] | None = None
+    ) -> None:
+        """Send once and record it. ``stored``: the delivery's row is still being written
+        (a first attempt sent at once); the attempt is recorded only after it is."""
         task = asyncio.current_task()
         started_wall = self._clock()
         started = time.monotonic()
         outcome = await self._send(delivery, started_wall)
         duration_ms = round((time.monotonic() - started) * 1000)
+        if stored is not None:
+            try:
+                await stored
+            except Exception:
+                # enqueue() raised to its caller already; with no row there is nothing
+                # to record the attempt against.
+                return
         if task is not None and task in self._inflight:
             self._inflight[task].recording = True
         await self._record(delivery, outcome, started_wall, duration_ms)
@@ -461,6 +549,8 @@ class WebhookDispatcher:
             delivery.state = DeliveryState.FAILED
             delivery.next_attempt_at = None
         await self._store.update_webhook(delivery)
+        if delivery.state is not DeliveryState.PENDING:
+            self._settled(delivery.session_id)
         self._count(outcome.result)
         self._log(delivery, outcome, number, will_retry, duration_ms, now)
 

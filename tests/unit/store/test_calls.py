@@ -370,3 +370,33 @@ async def test_racing_idempotency_puts_have_one_winner(store: SqliteStore) -> No
         )
     )
     assert sorted(results) == [False, False, False, False, True]
+
+
+async def test_write_sessions_appends_and_saves_in_one_go(
+    store: SqliteStore, make_call: MakeCall
+) -> None:
+    c1, c2 = make_call("c1"), make_call("c2")
+    await store.insert_call(c1)
+    await store.insert_call(c2)
+    c1.status = CallStatus.DIALING
+    c2.status = CallStatus.RINGING
+    c2.sip = {"callId": "abc@host"}
+    events = [
+        CallEvent("c1", 1, "status", at(1), {"status": "dialing"}),
+        CallEvent("c2", 1, "status", at(1), {"status": "ringing"}),
+        CallEvent("c1", 2, "sip.invite", at(2)),
+    ]
+    await store.write_sessions(events, [c1, c2])
+    got1, got2 = await store.get_call("acme", "c1"), await store.get_call("acme", "c2")
+    assert got1 is not None and got1.status is CallStatus.DIALING
+    assert got2 is not None and got2.status is CallStatus.RINGING
+    assert got2.sip == {"callId": "abc@host"}
+    assert [e.seq for e in await store.get_events("c1")] == [1, 2]
+    await store.write_sessions([], [])  # nothing to do
+
+    # All or nothing: a duplicate seq leaves the record unsaved too.
+    c1.status = CallStatus.RINGING
+    with pytest.raises(Conflict):
+        await store.write_sessions([CallEvent("c1", 2, "again", at(3))], [c1])
+    again = await store.get_call("acme", "c1")
+    assert again is not None and again.status is CallStatus.DIALING

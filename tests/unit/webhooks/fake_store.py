@@ -16,7 +16,8 @@ from dialflow.store.models import DeliveryState, WebhookAttempt, WebhookDelivery
 
 
 class FakeWebhookStore:
-    """enqueue_webhook, due_webhooks, next_webhook_due, update_webhook, attempts."""
+    """enqueue_webhook, due_webhooks, next_webhook_due, pending_webhook_sessions,
+    update_webhook, attempts."""
 
     def __init__(self) -> None:
         self.deliveries: dict[str, WebhookDelivery] = {}
@@ -62,6 +63,9 @@ class FakeWebhookStore:
         # a later event blocked behind its session's head: the dispatcher must cope.
         times = [d.next_attempt_at for d in self._pending() if d.next_attempt_at is not None]
         return min(times) if times else None
+
+    async def pending_webhook_sessions(self) -> set[str]:
+        return {d.session_id for d in self._pending()}
 
     async def update_webhook(self, delivery: WebhookDelivery) -> None:
         assert delivery.id in self.deliveries

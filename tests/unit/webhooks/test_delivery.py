@@ -553,3 +553,91 @@ async def test_an_unexpected_send_error_is_recorded_and_retried(
         ("RuntimeError: resolver bug", False),
     ]
     assert "failed unexpectedly" in caplog.text
+
+
+class SlowInsertStore(FakeWebhookStore):
+    """enqueue_webhook waits for ``release``: a database write that takes a while."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def enqueue_webhook(self, delivery: WebhookDelivery) -> None:
+        await self.release.wait()
+        await super().enqueue_webhook(delivery)
+
+
+async def test_first_attempt_does_not_wait_for_the_row_to_be_written() -> None:
+    store = SlowInsertStore()
+    async with Receiver() as rx, dispatcher(store) as d:
+        e = event(rx.url())
+        enqueued = asyncio.ensure_future(d.enqueue(e))
+        await rx.wait_for(1)  # sent while the insert is still blocked
+        assert not enqueued.done() and store.attempts == []
+        store.release.set()
+        await enqueued
+        await store.wait_until(finished(store, e.id))
+    assert [a.status_code for a in store.attempts] == [200]
+
+
+async def test_a_failed_insert_sends_once_and_records_nothing() -> None:
+    store = FakeWebhookStore()
+    async with Receiver() as rx, dispatcher(store) as d:
+        e = event(rx.url())
+        await store.enqueue_webhook(e)  # the id exists: the dispatcher's insert conflicts
+        store.deliveries[e.id].state = DeliveryState.DELIVERED
+        d2 = event(rx.url(), 1, "c_B")
+        d2.id = e.id
+        with pytest.raises(Exception, match=e.id):
+            await d.enqueue(d2)
+        await rx.wait_for(1)
+        for _ in range(20):
+            await asyncio.sleep(0)
+    assert store.attempts == []
+
+
+async def test_pending_rows_from_a_previous_run_keep_their_session_in_order() -> None:
+    store = FakeWebhookStore()
+    clock = FakeClock()
+    async with Receiver() as rx:
+        old = event(rx.url(), 1)
+        old.next_attempt_at = datetime.fromtimestamp(T0 + 60, UTC)  # a retry, later
+        await store.enqueue_webhook(old)
+        async with dispatcher(store, clock=clock) as d:
+            new = event(rx.url(), 2)
+            await d.enqueue(new)
+            other = event(rx.url(), 1, "c_B")
+            await d.enqueue(other)
+            await rx.wait_for(1)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            # c_B went out; c_A's event 2 waits behind its pending event 1.
+            assert [r.event_id for r in rx.requests] == ["evt_c_B_1"]
+            clock.advance(61)
+            d.wake()
+            await store.wait_until(finished(store, old.id, new.id))
+    assert [r.event_id for r in rx.requests] == ["evt_c_B_1", "evt_c_A_1", "evt_c_A_2"]
+
+
+async def test_an_event_behind_a_retrying_one_waits_for_it() -> None:
+    store = FakeWebhookStore()
+    clock = FakeClock()
+    script = {"evt_c_A_1": [Reply(500)]}
+
+    def respond(req: Received) -> Reply:
+        replies = script.get(req.event_id)
+        return replies.pop(0) if replies else Reply(200)
+
+    async with Receiver(respond=respond) as rx, dispatcher(store, clock=clock) as d:
+        first = event(rx.url(), 1)
+        await d.enqueue(first)
+        await store.wait_until(lambda: len(store.attempts) == 1)
+        second = event(rx.url(), 2)
+        await d.enqueue(second)  # event 1 waits for its retry: 2 must not jump ahead
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert [r.event_id for r in rx.requests] == ["evt_c_A_1"]
+        clock.advance(600)
+        d.wake()
+        await store.wait_until(finished(store, first.id, second.id))
+    assert [r.event_id for r in rx.requests] == ["evt_c_A_1", "evt_c_A_1", "evt_c_A_2"]

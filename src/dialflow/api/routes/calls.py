@@ -24,6 +24,7 @@ from ...store.cursor import decode_cursor
 from ...store.models import CallRecord, CallStatus, IdempotencyRecord
 from ...webhooks.urls import WebhookUrlNotAllowed, check_webhook_url_async
 from ..app import AppState
+from ..auth import Principal
 from ..errors import ApiError, not_found, validation_error
 from ..schemas import CallCreate, CallEventList, CallList, CallOut, WebhookAttemptList
 from .deps import Auth, State, load_org
@@ -89,6 +90,20 @@ async def create_call(
     principal: Auth,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
+    return await place_call(state, principal, org_id, flow_id, body, idempotency_key)
+
+
+async def place_call(
+    state: AppState,
+    principal: Principal,
+    org_id: str,
+    flow_id: str,
+    body: CallCreate,
+    idempotency_key: str | None,
+) -> JSONResponse:
+    """The whole of ``POST …/calls`` once the request is parsed (also used by
+    :class:`dialflow.api.fastpath.CreateCallFastPath`). Every refusal is an ApiError
+    raised before anything is stored."""
     org = await load_org(state, principal, org_id)
     flow = await state.store.get_flow(org_id, flow_id)
     if flow is None:
