@@ -955,6 +955,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.start()
         info["server_argv"] = server.argv
+        info["server_autogroup_nice"] = server.autogroup
         for k in range(n_sipp):
             sipps.append(
                 SippUas(

@@ -59,6 +59,7 @@ from common import (  # after the sys.path set-up: the script runs from anywhere
     ServerProcess,
     SippUas,
     add_server_options,
+    autogroup_nice,
     free_port,
     list_all_calls,
     log,
@@ -468,26 +469,6 @@ async def run_load(
     }
 
 
-def _autogroup_nice(pid: int, nice: int) -> str | None:
-    """Give the server's autogroup the ``--nice`` weight too; its autogroup line after.
-
-    With ``kernel.sched_autogroup_enabled`` (the default on most distributions) a nice
-    value only ranks processes inside their own autogroup (session), and the server
-    runs in a session of its own: against a niced job of another session it got an
-    equal share of core 0 whatever its nice (a 300/s run saw 18 % user time for the
-    server and 76 % for a nice-19 job).
-    """
-    path = Path(f"/proc/{pid}/autogroup")
-    if nice:
-        try:
-            path.write_text(str(nice))
-        except OSError as exc:
-            log(f"cannot set the server's autogroup nice ({exc}); --nice is per session only")
-    with contextlib.suppress(OSError):
-        return path.read_text().strip()
-    return None
-
-
 def _dist(values: list[float]) -> dict[str, float]:
     return {f"p{q}": round(percentile(values, q), 2) for q in (50, 90, 99, 99.9, 100)} | {
         "count": len(values)
@@ -546,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         # from a terminal no longer reaches us then; SIGTERM/SIGINT by pid still do.
         with contextlib.suppress(OSError):
             os.setsid()
-            client_group = _autogroup_nice(os.getpid(), args.nice)
+            client_group = autogroup_nice(os.getpid(), args.nice)
     total = int(round(args.rate * args.seconds))
     info: dict[str, Any] = {
         "benchmark": "cps",
@@ -570,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.webhooks:
             receiver = WebhookReceiver(server.workdir / "webhooks.json").start()
         server.start()
-        info["server_autogroup_nice"] = _autogroup_nice(server.pid, args.nice)
+        info["server_autogroup_nice"] = server.autogroup
         info["server_argv"] = server.argv
         sipp = SippUas(
             "uas_answer_bye",
@@ -583,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         # The load side competes on core 1 the same way: SIPp runs in a session of its
         # own, this process (and the webhook receiver) in the caller's.
         if args.nice and sipp.proc is not None:
-            info["sipp_autogroup_nice"] = _autogroup_nice(sipp.proc.pid, args.nice)
+            info["sipp_autogroup_nice"] = autogroup_nice(sipp.proc.pid, args.nice)
         info.update(run_loop(run_load(args, server, sipp, receiver)))
         sipp.wait(10)  # -m: it exits once the last call ended
     finally:
