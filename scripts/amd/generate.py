@@ -126,6 +126,12 @@ HUMAN_BUSINESS = [
     "Good morning, {b} front desk, {n} here, who am I speaking with?",
     "{b}, {n} speaking, how can I direct your call?",
     "Hello, {b}, this is {n}, are you calling about an appointment?",
+    "{b}, good afternoon.",
+    "{b}, {n} speaking.",
+    "Good morning, {b}, how can I help?",
+    "Thanks for calling {b}, this is {n}.",
+    "Hi, {b}, {n} here, how can I help you today?",
+    "{b} reception, can I help you?",
 ]
 HUMAN_SENTENCES = [
     "Sorry, I was outside.",
@@ -279,6 +285,10 @@ class Voice:
     name: str
     speed: int
     pitch: int
+    stretch: float = 1.0
+    """flite duration stretch (speed variation for the diphone voices)."""
+    word_gap: int = 0
+    """espeak-ng extra pause between words, in 10 ms units (slow, careful talkers)."""
 
     def describe(self) -> str:
         return f"{self.engine}:{self.name}"
@@ -286,11 +296,14 @@ class Voice:
 
 def random_voice(rng: Rng, slow: bool = False) -> Voice:
     if rng.random() < 0.25 and shutil.which("flite"):
-        return Voice("flite", str(rng.choice(FLITE_VOICES)), 0, 0)
+        stretch = float(rng.uniform(1.0, 1.35) if slow else rng.uniform(0.75, 1.3))
+        return Voice("flite", str(rng.choice(FLITE_VOICES)), 0, 0, round(stretch, 2))
     base = str(rng.choice(ESPEAK_BASES))
     var = str(rng.choice(ESPEAK_VARIANTS))
-    speed = int(rng.integers(110, 150) if slow else rng.integers(125, 230))
-    return Voice("espeak", base + (f"+{var}" if var else ""), speed, int(rng.integers(20, 80)))
+    speed = int(rng.integers(105, 150) if slow else rng.integers(120, 250))
+    gap = int(rng.integers(1, 6)) if rng.random() < 0.15 else 0
+    pitch = int(rng.integers(15, 85))
+    return Voice("espeak", base + (f"+{var}" if var else ""), speed, pitch, 1.0, gap)
 
 
 def tts(text: str, v: Voice) -> np.ndarray:
@@ -298,14 +311,18 @@ def tts(text: str, v: Voice) -> np.ndarray:
     if v.engine == "flite":
         with tempfile.NamedTemporaryFile(suffix=".wav") as f:
             subprocess.run(
-                ["flite", "-voice", v.name, "-t", text, "-o", f.name],
+                ["flite", "-voice", v.name, "--setf", f"duration_stretch={v.stretch}"]
+                + ["-t", text, "-o", f.name],
                 check=True,
                 capture_output=True,
             )
             x, rate = read_wav_bytes(Path(f.name).read_bytes())
     else:
+        cmd = ["espeak-ng", "-v", v.name, "-s", str(v.speed), "-p", str(v.pitch)]
+        if v.word_gap:
+            cmd += ["-g", str(v.word_gap)]
         out = subprocess.run(
-            ["espeak-ng", "-v", v.name, "-s", str(v.speed), "-p", str(v.pitch), "--stdout", text],
+            cmd + ["--stdout", text],
             check=True,
             capture_output=True,
         ).stdout
@@ -556,14 +573,14 @@ def line_noise(rng: Rng, n: int, ref_db: float, snr_db: float) -> np.ndarray:
 
 
 def beep_signal(rng: Rng) -> tuple[np.ndarray, dict[str, Any]]:
-    shape = str(rng.choice(["single", "single", "multi", "rising"]))
+    shape = str(rng.choice(["single", "single", "multi", "rising", "falling", "short"]))
     amp = 10 ** (rng.uniform(-22, -8) / 20) * np.sqrt(2)
     if rng.random() < 0.15:
         f0 = rng.uniform(1060, 1140)  # near CNG
     else:
         f0 = float(np.exp(rng.uniform(np.log(350), np.log(2000))))
-    if shape == "single":
-        ms = rng.uniform(150, 1200)
+    if shape in ("single", "short"):
+        ms = rng.uniform(150, 1200) if shape == "single" else rng.uniform(140, 220)
         x = tone(f0, ms, amp, rng)
         return x, {"beepShape": shape, "beepHz": [round(f0, 1)], "beepMs": int(ms)}
     if shape == "multi":
@@ -583,6 +600,8 @@ def beep_signal(rng: Rng) -> tuple[np.ndarray, dict[str, Any]]:
         }
     f0 = min(f0, 1500.0)
     f1 = f0 * rng.uniform(1.25, 1.8)
+    if shape == "falling":  # the first (higher) tone within the usual 350-2000 Hz
+        f0, f1 = min(f1, 2000.0), min(f1, 2000.0) / (f1 / f0)
     a = rng.uniform(100, 500)
     b = rng.uniform(100, 500)
     x = np.concatenate([tone(f0, a, amp, rng), tone(f1, b, amp, rng)])
@@ -603,12 +622,16 @@ def finish_clip(
     y = b.render(total_ms)
     if extra is not None:
         y[: len(extra)] += extra[: len(y)]
+    if rng.random() < 0.3:  # a narrower channel (300-3400 Hz, as on many trunks)
+        y = band(y, 300, 3400)
     snr_db = rng.uniform(*snr)
     y += line_noise(rng, len(y), b.level, snr_db)
     law = "ulaw" if rng.random() < 0.6 else "alaw"
     peak = np.abs(y).max()
     if peak > 0.99:
         y *= 0.99 / peak
+    if rng.random() < 0.2:  # transcoded on the way (A-law leg then µ-law leg, or back)
+        y = alaw_roundtrip(y) if law == "ulaw" else ulaw_roundtrip(y)
     y = ulaw_roundtrip(y) if law == "ulaw" else alaw_roundtrip(y)
     m = {"snrDb": round(snr_db, 1), "g711": law, **(meta or {})}
     return Clip(label, case, y, beep_ms, m, b.speech)
@@ -642,6 +665,9 @@ def human(rng: Rng, case: str) -> Clip:
                 v.speed = int(v.speed * 1.15)
         meta.update(voice=v.describe(), speed=v.speed)
         b.say(text, v)
+        if rng.random() < 0.3:  # nobody answers them: "Hello?"
+            b.gap(rng.uniform(1500, 3000))
+            b.say(str(rng.choice(HUMAN_SECOND)), v)
     elif case == "hello-pause-hello":
         b.gap(rng.uniform(100, 700))
         b.say(fill(str(rng.choice(HUMAN_SHORT)), rng), v)
@@ -738,7 +764,8 @@ def machine(rng: Rng, case: str) -> Clip:
         meta.update(music=True, intro=intro, under=under)
     beep_ms = None
     if want_beep:
-        b.gap(rng.uniform(200, 800))
+        # Most beeps come 0.2-0.8 s after the greeting; some right after the last word.
+        b.gap(rng.uniform(200, 800) if rng.random() < 0.85 else rng.uniform(40, 200))
         bx, bm = beep_signal(rng)
         beep_ms = b.ms(b.pos)
         b.put(bx)
@@ -861,7 +888,7 @@ def unknown(rng: Rng, case: str) -> Clip:
 CASES: dict[str, list[tuple[str, float]]] = {
     "human": [
         ("short", 3),
-        ("business", 1),
+        ("business", 2),
         ("hello-pause-hello", 1),
         ("two-sentences", 1),
         ("late-hello", 1),
@@ -870,7 +897,7 @@ CASES: dict[str, list[tuple[str, float]]] = {
     ],
     "machine": [
         ("long", 3),
-        ("short", 1),
+        ("short", 2),
         ("carrier", 1),
         ("pauses", 1),
         ("music-under", 1),

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--count", type=int, default=2400, help="clips to generate (all classes)")
+    ap.add_argument("--count", type=int, default=3200, help="clips to generate (all classes)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--step-ms", type=int, default=100)
@@ -151,16 +151,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--leaves", type=int, default=15)
     ap.add_argument("--depth", type=int, default=5)
     ap.add_argument(
+        "--min-leaf",
+        type=int,
+        default=200,
+        help="snapshots per leaf at least (one clip gives up to 80 strongly correlated ones)",
+    )
+    ap.add_argument("--lr", type=float, default=0.08, help="learning rate")
+    ap.add_argument("--l2", type=float, default=1.0, help="L2 regularisation of leaf values")
+    ap.add_argument(
         "--human-weight",
         type=float,
         default=2.0,
         help="relative weight of human clips: calling a person a machine costs more",
+    )
+    ap.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="FEATURE",
+        help="train without this feature (its column is zeroed: ablation runs)",
     )
     ap.add_argument("--quick", action="store_true", help="tiny run for CI (about 30 s)")
     ap.add_argument("--out", type=Path, default=ROOT / "src" / "dialflow" / "amd" / "model.json")
     a = ap.parse_args(argv)
     if a.quick:
         a.count, a.iters, a.horizon_ms, a.step_ms = min(a.count, 48), 30, 6000, 200
+        a.min_leaf = min(a.min_leaf, 40)
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     t0 = time.time()
@@ -181,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         ws.extend([1.0 / len(rows)] * len(rows))
         groups.extend([gi] * len(rows))
     x = np.vstack(xs)
+    for name in a.drop:
+        x[:, FEATURE_NAMES.index(name)] = 0.0
     y = np.asarray(ys)
     w = np.asarray(ws)
     for k in range(len(CLASSES)):  # balance classes
@@ -195,11 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     clf = HistGradientBoostingClassifier(
         max_iter=a.iters,
-        learning_rate=0.08,
+        learning_rate=a.lr,
         max_leaf_nodes=a.leaves,
         max_depth=a.depth,
-        l2_regularization=1.0,
-        min_samples_leaf=40,
+        l2_regularization=a.l2,
+        min_samples_leaf=a.min_leaf,
         random_state=a.seed,
     )
     clf.fit(x, y, sample_weight=w)
@@ -211,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         "iters": a.iters,
         "leaves": a.leaves,
         "depth": a.depth,
+        "min_leaf": a.min_leaf,
+        "lr": a.lr,
+        "l2": a.l2,
         "step_ms": a.step_ms,
         "horizon_ms": a.horizon_ms,
         "transcripts": a.transcripts,
@@ -219,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         "count": a.count,
         "trainer": "sklearn.HistGradientBoostingClassifier",
     }
+    if a.drop:
+        doc["meta"]["dropped"] = a.drop
     model = TreeModel.from_dict(doc)
     idx = np.random.default_rng(0).choice(len(y), size=min(300, len(y)), replace=False)
     ref = clf.predict_proba(x[idx])

@@ -59,6 +59,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "loud_share",  # share of speech frames within 10 dB of the loudest
     "tone_s",  # time in confirmed steady tones
     "longest_word_s",  # longest continuous speech run
+    "longest_gap_s",  # longest silence between two speech frames (any length)
+    "mid_gaps",  # gaps of sentence-pause length (200-700 ms) inside the speech
+    "first_utterance_s",  # length of the first utterance (a person's "hello" is short)
+    "syllable_rate",  # level peaks per second of speech (routine answers are fast)
     "kw_machine",  # transcript: machine phrase score (0 without transcript)
     "kw_human",  # transcript: human phrase score
     "has_transcript",
@@ -78,6 +82,13 @@ class FeatureConfig:
     """Silence that separates two utterances (phrases or sentences)."""
     tone_delay_frames: int = 3
     """Frames the speech statistics lag behind the input while a tone may be starting."""
+    syllable_dip_db: float = 4.0
+    """Level drop after a peak that marks a syllable nucleus."""
+    mid_gap_min_ms: int = 200
+    """Shortest gap counted in ``mid_gaps`` (comma pauses and plosives are shorter)."""
+    mid_gap_max_ms: int = 700
+    """Longest gap counted in ``mid_gaps``: sentence pauses of recorded greetings are
+    0.2-0.65 s; a person who talks again after a pause has usually waited longer."""
 
 
 @dataclass(slots=True)
@@ -96,6 +107,12 @@ class SpeechStats:
     longest_utt_ms: int = 0
     longest_word_ms: int = 0
     longest_pause_ms: int = 0
+    longest_gap_ms: int = 0
+    mid_gaps: int = 0
+    first_utt_ms: int = -1
+    nuclei: int = 0
+    syl_up: bool = True
+    syl_ext: float = 0.0
     tone_frames: int = 0
     # sums over speech frames
     s_lvl: float = 0.0
@@ -103,6 +120,8 @@ class SpeechStats:
     s_pur: float = 0.0
     recent_rel_db: float = 0.0
     loud_frames: int = 0
+    peak_speech_db: float = -100.0
+    """Band level of the loudest speech frame (tones excluded)."""
 
     def add(self, t_ms: int, active: bool, tone: bool, spec: FrameSpectrum, peak_db: float) -> None:
         """Account for one finalised frame ending at ``t_ms`` (``peak_db``: loudest speech)."""
@@ -121,18 +140,28 @@ class SpeechStats:
             self.utterances = 1
         else:
             gap = start - self.last_active_ms
+            if gap > 0:
+                self.longest_gap_ms = max(self.longest_gap_ms, gap)
+                # A recorded greeting runs on after short sentence pauses; a person who
+                # speaks again after a pause usually waited longer (for an answer).
+                if cfg.mid_gap_min_ms <= gap < cfg.mid_gap_max_ms:
+                    self.mid_gaps += 1
             if gap >= cfg.utterance_gap_ms:
+                if self.first_utt_ms < 0:
+                    self.first_utt_ms = self.last_active_ms - self.utt_start_ms
                 self.longest_pause_ms = max(self.longest_pause_ms, gap)
                 self.utterances += 1
                 self.utt_start_ms = start
             if gap >= cfg.word_gap_ms:
                 self.words += 1
                 self.word_start_ms = start
+        self._syllables(spec.band_db, start != self.last_active_ms)
         self.last_active_ms = t_ms
         self.longest_utt_ms = max(self.longest_utt_ms, t_ms - self.utt_start_ms)
         self.longest_word_ms = max(self.longest_word_ms, t_ms - self.word_start_ms)
         self.speech_frames += 1
         lvl = spec.band_db
+        self.peak_speech_db = max(self.peak_speech_db, lvl)
         self.s_lvl += lvl
         self.s_lvl2 += lvl * lvl
         self.s_pur += spec.purity
@@ -142,6 +171,32 @@ class SpeechStats:
         self.recent_rel_db += 0.1 * (rel - self.recent_rel_db)
         if rel >= -10.0:
             self.loud_frames += 1
+
+    def _syllables(self, lvl: float, after_gap: bool) -> None:
+        """Count syllable nuclei: level peaks with a dip of ``syllable_dip_db`` after them."""
+        dip = self.cfg.syllable_dip_db
+        if after_gap:
+            if self.syl_up and self.speech_frames:  # the run before the gap ended on a peak
+                self.nuclei += 1
+            self.syl_up, self.syl_ext = True, lvl
+        elif self.syl_up:
+            if lvl > self.syl_ext:
+                self.syl_ext = lvl
+            elif lvl < self.syl_ext - dip:
+                self.nuclei += 1
+                self.syl_up, self.syl_ext = False, lvl
+        elif lvl < self.syl_ext:
+            self.syl_ext = lvl
+        elif lvl > self.syl_ext + dip:
+            self.syl_up, self.syl_ext = True, lvl
+
+    @property
+    def syllable_rate(self) -> float:
+        """Syllable nuclei per second of speech (0 before 300 ms of speech)."""
+        if self.speech_frames * FRAME_MS < 300:
+            return 0.0
+        n = self.nuclei + (1 if self.syl_up else 0)
+        return n * 1000.0 / (self.speech_frames * FRAME_MS)
 
     @property
     def speech_ms(self) -> int:
@@ -272,6 +327,10 @@ class FeatureExtractor:
         else:
             lvl_std = pur = 0.0
         speech_s = n * FRAME_MS / 1000.0
+        if st.first_utt_ms >= 0:
+            first_utt = st.first_utt_ms
+        else:  # still in the first utterance
+            first_utt = last_utt
         return np.array(
             [
                 now_ms / 1000.0,
@@ -292,6 +351,10 @@ class FeatureExtractor:
                 (st.loud_frames / n) if n else 0.0,
                 st.tone_frames * FRAME_MS / 1000.0,
                 st.longest_word_ms / 1000.0,
+                st.longest_gap_ms / 1000.0,
+                st.mid_gaps,
+                first_utt / 1000.0,
+                st.syllable_rate,
                 kw_machine,
                 kw_human,
                 1.0 if has_tx else 0.0,

@@ -55,13 +55,26 @@ class AmdConfig:
     """A continuous sound longer than this (no 100 ms gap) does not look like a person's
     "hello" (speech has word gaps): the model may not call a person after it, except at
     the timeout. Catches music intros."""
+    pause_human_ms: int = 0
+    """When > 0: a pause this long after speech is a person waiting for the caller:
+    ``human`` (reason ``pause``) unless the model is fairly sure of a machine. Greetings
+    run on after sentence pauses of 0.2-0.65 s; a person who said "hello" waits 1.5 s or
+    more. Off by default: 700 ms brings the p90 of human decisions from ~3.5 s to ~2.6 s
+    but calls greetings with a 0.7-1.5 s pause ("Hi, it's Carla. … I can't get to the
+    phone") human: 2.5 points of machine accuracy on amd-dev, 20 on amd-dev-hard
+    (docs/amd.md)."""
+    pause_human_max_machine: float = 0.5
+    """The pause rule holds back when P(machine) is at least this."""
+    pause_human_max_speech_ms: int = 5000
+    """The pause rule applies only after at most this much speech."""
     after_greeting_silence_ms: int = 2000
     """Silence after a greeting that ends the analysis: decide with the model's
     best guess between human and machine (``after_greeting_silence``)."""
 
     # -- model decision thresholds ------------------------------------------------------
-    human_confidence: float = 0.9
-    """P(human) needed to decide ``human`` (after ``min_human_silence_ms``)."""
+    human_confidence: float = 0.85
+    """P(human) needed to decide ``human`` (after ``min_human_silence_ms``). Lower than
+    ``machine_confidence``: calling a machine a person costs less than the reverse."""
     machine_confidence: float = 0.9
     """P(machine) needed to decide ``machine``; high because calling a person a machine is
     the costly error (they get hung up on or hear a voicemail)."""
@@ -85,6 +98,12 @@ class AmdConfig:
     1100 Hz after a greeting is not a fax)."""
     beep_min_prior_speech_ms: int = 300
     """A tone counts as a voicemail beep only after at least this much speech."""
+    beep_max_below_speech_db: float = 16.0
+    """A tone this much quieter than the loudest speech is background (a music note), not
+    the beep of the greeting that was just heard."""
+    beep_speech_after_ms: int = 20
+    """Speech heard later than this after a tone's end makes it a vowel, not a beep (the
+    beep is reported ``end_gap_ms`` after its end, so this looks at about 80 ms)."""
 
     def __post_init__(self) -> None:
         if self.timeout_ms <= 0:

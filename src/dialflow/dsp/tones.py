@@ -384,6 +384,8 @@ class Beep:
     end_ms: int
     freq_hz: float
     tones: int
+    level_db: float = -100.0
+    """Band level of its loudest tone (dBFS)."""
 
 
 _SAME_TONE = 0.01
@@ -467,7 +469,8 @@ class BeepGrouper:
         span = group[-1].end_ms - group[0].start_ms
         if total < cfg.min_total_ms or span > cfg.max_total_ms:
             return None
-        return Beep(group[0].start_ms, group[-1].end_ms, group[0].freq_hz, len(group))
+        level = max(s.level_db for s in group)
+        return Beep(group[0].start_ms, group[-1].end_ms, group[0].freq_hz, len(group), level)
 
     def flush(self) -> Beep | None:
         """End of stream: report the open group if it is a valid beep."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dialflow.amd.classifier import TreeModel
 from dialflow.amd.detector import AmdDecision, AmdDetector, BeepDetected
+from dialflow.amd.features import FEATURE_NAMES
 from dialflow.amd.offline import read_wav, to_frames_8k
 from dialflow.amd.rules import AmdConfig, AmdResult
 
@@ -128,3 +130,68 @@ def test_answer_in_the_middle_of_a_cng_burst_is_fax_at_its_edge() -> None:
     d = decision(run(x)[1])
     assert (d.result, d.reason) == (AmdResult.FAX, "cng")
     assert d.decision_ms <= 400
+
+
+def flat_model(human: float, machine: float) -> TreeModel:
+    """A model that always says the same (raw scores ``human``/``machine``, unknown -5)."""
+    leaf = {"class": 0, "feature": [-1], "threshold": [0.0], "left": [0], "right": [0]}
+    return TreeModel.from_dict(
+        {
+            "kind": "gbt",
+            "version": 1,
+            "classes": ["human", "machine", "unknown"],
+            "features": list(FEATURE_NAMES),
+            "baseline": [human, machine, -5.0],
+            "depth": 0,
+            "trees": [{**leaf, "value": [0.0]}],
+        }
+    )
+
+
+def test_pause_after_a_short_answer_is_human() -> None:
+    cfg = AmdConfig(pause_human_ms=700)
+    x = np.concatenate([quiet(300), babble(700), quiet(3000, seed=2)])
+    det = AmdDetector(cfg, flat_model(0.0, 0.0))  # undecided model: only the pause decides
+    events: list = []
+    for fr, now in frames(x):
+        events += det.feed(fr, now)
+    d = decision(events)
+    assert (d.result, d.reason) == (AmdResult.HUMAN, "pause")
+    assert 1600 <= d.decision_ms <= 1900
+    # A model fairly sure of a machine holds the pause rule back.
+    det = AmdDetector(cfg, flat_model(0.0, 1.0))
+    events = []
+    for fr, now in frames(x):
+        events += det.feed(fr, now)
+    assert all(e.reason != "pause" for e in events if isinstance(e, AmdDecision))
+
+
+def test_vowel_followed_by_speech_is_not_a_beep() -> None:
+    x = np.concatenate(
+        [
+            quiet(300),
+            babble(1200),
+            quiet(200, seed=6),
+            tone(900, 300),
+            babble(800, seed=7),
+            quiet(1500, seed=8),
+        ]
+    )
+    cfg = AmdConfig(machine_confidence=1.0, human_confidence=1.0, pause_human_ms=100000)
+    _, events = run(x, cfg)
+    assert not [e for e in events if isinstance(e, BeepDetected)]
+    assert decision(events).reason != "beep"
+    # It is the check on what follows that rejects it: without it the tone is a beep.
+    cfg = AmdConfig(machine_confidence=1.0, human_confidence=1.0, beep_speech_after_ms=10**6)
+    assert decision(run(x, cfg)[1]).reason == "beep"
+
+
+def test_quiet_tone_under_the_speaker_is_not_a_beep() -> None:
+    # A note 20 dB under the person who spoke (background music), in a pause.
+    x = np.concatenate(
+        [quiet(300), babble(1500), quiet(400, seed=3), tone(900, 400, amp=300.0), quiet(1500)]
+    )
+    cfg = AmdConfig(machine_confidence=1.0, human_confidence=1.0)
+    assert decision(run(x, cfg)[1]).reason != "beep"
+    loud_ok = AmdConfig(machine_confidence=1.0, human_confidence=1.0, beep_max_below_speech_db=60)
+    assert decision(run(x, loud_ok)[1]).reason == "beep"

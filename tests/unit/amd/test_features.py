@@ -45,3 +45,31 @@ def test_silence_has_no_speech() -> None:
     v = fe.vector(2000)
     assert v[IDX["speech_s"]] == 0.0
     assert v[IDX["initial_silence_s"]] >= 1.9
+
+
+def test_pause_structure_features() -> None:
+    # A 1 s phrase, a sentence-length pause, a phrase, a long wait, a last phrase.
+    x = np.concatenate(
+        [
+            quiet(300),
+            babble(1000),
+            quiet(500, seed=2),
+            babble(800, seed=3),
+            quiet(1200, seed=4),
+            babble(500, seed=5),
+            quiet(300, seed=6),
+        ]
+    )
+    fe = run(x)
+    v = fe.vector(fe.stats.t_ms)
+    assert v[IDX["mid_gaps"]] == 1  # the 0.5 s pause; not the syllable gaps, not the wait
+    assert 1.0 <= v[IDX["longest_gap_s"]] <= 1.4
+    assert 0.8 <= v[IDX["first_utterance_s"]] <= 1.1
+    assert v[IDX["utterances"]] == 3
+
+
+def test_first_utterance_while_it_lasts() -> None:
+    fe = run(np.concatenate([quiet(300), babble(700), quiet(600, seed=2)]))
+    v = fe.vector(fe.stats.t_ms)
+    assert v[IDX["first_utterance_s"]] == v[IDX["last_utterance_s"]] > 0.4
+    assert v[IDX["mid_gaps"]] == 0
