@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -206,15 +207,7 @@ def _add_flow_version(
 
 def _copy_org(org: Organization) -> Organization:
     # Callers change the object they get (PATCH): never hand out the cached one.
-    return Organization(
-        id=org.id,
-        name=org.name,
-        max_concurrent_calls=org.max_concurrent_calls,
-        calls_per_second=org.calls_per_second,
-        allowed_destinations=list(org.allowed_destinations),
-        webhook_secret=org.webhook_secret,
-        created_at=org.created_at,
-    )
+    return dataclasses.replace(org, allowed_destinations=list(org.allowed_destinations))
 
 
 def _copy_key(key: ApiKey) -> ApiKey:

@@ -191,6 +191,9 @@ class Call:
             self.dialog.terminate()
         self.end = CallEnded(reason, hangup_by, code, sip_reason, error)
         self._emit(self.end)
+        # The endpoint keeps a finished call routable for 32 s (late ACKs, BYE resends);
+        # its listeners hold the session and flow run, which must not live that long.
+        self._listeners.clear()
         self._ended.set()
         self._answered.set()  # wake waiters; wait_answered checks answered_at
         self.endpoint._call_finished(self)
