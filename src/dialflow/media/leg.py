@@ -64,6 +64,11 @@ log = logging.getLogger(__name__)
 #: any beyond are handled as ordinary packets by the first ticks.
 _EARLY_DRAIN_MAX: Final = 1000
 
+# Module-level names for the per-datagram path (one lookup instead of two).
+_monotonic: Final = time.monotonic
+_ACCEPTED: Final = FeedResult.ACCEPTED
+_IGNORED: Final = FeedResult.IGNORED
+
 Samples = npt.NDArray[np.int16]
 Address = Any  # what asyncio hands out: (host, port) or (host, port, flowinfo, scope_id)
 
@@ -168,7 +173,7 @@ class MediaLeg:
         self._early_packets = 0
         self._frame_rms = 0.0
         # The socket's own methods: one Python call less per packet on the clock task.
-        self._sock_sendto: Callable[[bytes, Address], int] = sock.sock.sendto
+        self._sock_sendto: Callable[[bytes | memoryview, Address], int] = sock.sock.sendto
         self._sock_recvfrom: Callable[[int], tuple[bytes, Address]] = sock.sock.recvfrom
 
     @classmethod
@@ -463,8 +468,8 @@ class MediaLeg:
             return
         receiver = self._receiver
         assert receiver is not None  # set by start(), before the clock knows the leg
-        result = receiver.feed(data, addr, time.monotonic())
-        if result is FeedResult.ACCEPTED or result is FeedResult.IGNORED:
+        result = receiver.feed(data, addr, _monotonic())
+        if result is _ACCEPTED or result is _IGNORED:
             return
         if result is FeedResult.LATCHED and self.symmetric_rtp:
             self._dest = receiver.remote
@@ -502,12 +507,13 @@ class MediaLeg:
         self._send(sender.audio_packet(self._silence))
         return None
 
-    def clock_send(self, payload: bytes) -> None:
-        """Send one encoded frame."""
+    def clock_send(self, packet: memoryview) -> None:
+        """Write the RTP header in front of the encoded frame and send the packet."""
         sender = self._sender
         assert sender is not None
+        sender.write_audio_header(packet)
         try:
-            self._sock_sendto(sender.audio_packet(payload), self._dest)
+            self._sock_sendto(packet, self._dest)
         except (BlockingIOError, InterruptedError):
             self._socket.send_drops += 1  # see rtp_socket: never queue real-time audio
         except OSError:
@@ -539,7 +545,18 @@ class MediaLeg:
     def clock_deliver(self, frame: Samples, t: float, level: float) -> None:
         """Publish one decoded frame (RMS ``level``) to the frame subscribers."""
         self._frame_rms = level
-        self._frame_subs.publish(frame, t)
+        subs = self._frame_subs
+        callbacks = subs.callbacks
+        if len(callbacks) == 1:
+            # One subscriber (the flow's CallIO) is the usual case, every frame of every
+            # call: call it directly, without publish()'s argument packing.
+            callback = callbacks[0]
+            try:
+                callback(frame, t)
+            except Exception:
+                subs.failed(callback)
+        else:
+            subs.publish(frame, t)
 
     def clock_skip(self, frames: int) -> None:
         """The clock stalled: let ``frames`` frames pass without sending."""

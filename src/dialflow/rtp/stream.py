@@ -22,6 +22,7 @@ Address = tuple[str, int] | tuple[str, int, int, int]
 
 _SYSRANDOM: Final = random.SystemRandom()
 _pack = HEADER.pack
+_pack_into = HEADER.pack_into
 _unpack_from = HEADER.unpack_from
 
 # RFC 3550 §A.1 constants for source sequence validation.
@@ -105,6 +106,30 @@ class RtpSender:
         self.packets_sent += 1
         self.octets_sent += len(payload)
         return header + payload
+
+    def write_audio_header(self, packet: bytearray | memoryview) -> None:
+        """Write the next audio header into ``packet[:12]``, whose payload follows it.
+
+        The same packet as ``audio_packet(packet[12:])`` without building it: the media
+        clock encodes a whole batch of payloads into one buffer and each leg only
+        writes its header in front of its own (no allocation per packet).
+        """
+        marker = self._marker
+        _pack_into(
+            packet,
+            0,
+            0x80,
+            (0x80 | self.payload_type) if marker else self.payload_type,
+            self._seq,
+            self._ts,
+            self.ssrc,
+        )
+        if marker:
+            self._marker = False
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._ts = (self._ts + self.samples_per_frame) & 0xFFFFFFFF
+        self.packets_sent += 1
+        self.octets_sent += len(packet) - HEADER_SIZE
 
     def skip(self, frames: int = 1) -> None:
         """Let ``frames`` ticks pass without sending (hold, clock catch-up).

@@ -47,8 +47,9 @@ class FakeLeg:
             return None  # the leg sent something itself (silence, DTMF)
         return np.full(160, self.value, dtype=np.int16)
 
-    def clock_send(self, payload: bytes) -> None:
-        self.sent.append(payload)
+    def clock_send(self, packet: memoryview) -> None:
+        assert len(packet) == 12 + 160  # header room, then the payload
+        self.sent.append(bytes(packet[12:]))
 
     def clock_receive(self, now: float) -> bytes | None:
         return self.receive

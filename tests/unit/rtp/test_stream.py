@@ -40,6 +40,22 @@ def test_sender_fields_marker_and_wrap() -> None:
     assert s.packets_sent == 2 and s.octets_sent == 320
 
 
+def test_write_audio_header_builds_the_same_packets_in_place() -> None:
+    built = RtpSender(8, ssrc=0xCAFE, sequence=0xFFFF, timestamp=0xFFFFFF00)
+    placed = RtpSender(8, ssrc=0xCAFE, sequence=0xFFFF, timestamp=0xFFFFFF00)
+    buffer = bytearray(2 * 172)
+    view = memoryview(buffer)
+    for i, payload in enumerate((b"\xd5" * 160, bytes(range(160)))):
+        if i:
+            built.skip(2)  # the marker after a pause, too
+            placed.skip(2)
+        view[i * 172 + 12 : (i + 1) * 172] = payload
+        placed.write_audio_header(view[i * 172 : (i + 1) * 172])
+        assert bytes(view[i * 172 : (i + 1) * 172]) == built.audio_packet(payload)
+    assert (placed.sequence, placed.timestamp) == (built.sequence, built.timestamp)
+    assert (placed.packets_sent, placed.octets_sent) == (2, 320)
+
+
 def test_sender_skip_advances_timestamp_and_marks_next_packet() -> None:
     s = RtpSender(0, ssrc=1, sequence=10, timestamp=1000)
     s.audio_packet(SILENCE)
