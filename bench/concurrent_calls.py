@@ -31,9 +31,12 @@ Set-up (everything on 127.0.0.1, everything stopped at the end):
   first frame is not all 0xFF). The server's cue is echoed as silence, not as an event.
 
 Procedure: one warm-up call (TTS render, imports); baseline RSS; ``POST …/calls`` at
-``--ramp-rate`` per second until N are placed; wait until N are ``in_progress``; record
-for ``--hold`` seconds (server CPU from ``/proc/<pid>/stat``, what else ran on core 0,
-every packet at the far end); RSS; then ``DELETE`` every call and wait for them to end.
+``--ramp-rate`` per second until N are placed; wait until N are ``in_progress``; wait
+``--settle`` seconds (default 6: every call's AMD, 5 s at most, has decided, so the window
+measures N calls streaming; at 100 calls/s the ramp itself runs ~500 detectors at once,
+see docs/performance.md); record for ``--hold`` seconds (server CPU from
+``/proc/<pid>/stat``, what else ran on core 0, every packet at the far end); RSS; then
+``DELETE`` every call and wait for them to end.
 
 Figures (over the hold window, pooled over all calls):
 
@@ -923,7 +926,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold", type=float, default=30, help="measured seconds at N calls")
     parser.add_argument("--ramp-rate", type=float, default=100, help="calls placed per second")
     parser.add_argument("--ramp-timeout", type=float, default=60, help="extra wait for answers")
-    parser.add_argument("--settle", type=float, default=1.0, help="pause before measuring")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=6.0,
+        help="pause between the last answer and the measured window (default 6 s: past the "
+        "5 s AMD timeout, so the window measures calls streaming, not the ramp's AMD tail; "
+        "use 1 to include it)",
+    )
     parser.add_argument("--calls-per-sipp", type=int, default=400, help="calls per SIPp UAS")
     parser.add_argument("--no-echo", action="store_true", help="far ends do not echo RTP back")
     add_server_options(parser, profile_window="over the hold window")
