@@ -355,9 +355,11 @@ class BeepConfig:
 
     min_hz: float = 300.0
     """Lowest frequency of a beep's first tone."""
-    max_hz: float = 2000.0
+    max_hz: float = 2020.0
     """Highest frequency of a beep's first tone (later tones of a rising beep may be up to
-    ``max_step`` times higher)."""
+    ``max_step`` times higher). 2000 Hz plus 1 %: a nominal 2000 Hz beep measures a hair
+    above 2000 (2000.001 Hz on the generated falling beeps, all of which were lost at
+    exactly 2000); CED (2100 Hz) stays outside."""
     max_step: float = 2.0
     """Largest frequency ratio between consecutive tones of one beep (rising beeps ~1.25–1.8)."""
     min_segment_ms: int = 60

@@ -100,3 +100,16 @@ def test_short_1100_hz_tone_after_answer_is_not_cng() -> None:
     # The same 200 ms tone later in the call is no burst tail (and too short for CNG).
     x = np.concatenate([silence(700), tone(1100, 200), silence(3000, seed=8)])
     assert known_events(x) == []
+
+
+def test_falling_two_tone_beep_from_2000_hz_is_found() -> None:
+    # A nominal 2000 Hz beep measures a little above 2000 Hz; it must not fall off the range.
+    x = np.concatenate([silence(800), tone(2010, 200), tone(1250, 250), silence(600, seed=1)])
+    det = BeepDetector()
+    beeps = []
+    for fr, now in frames(x):
+        beeps += det.feed(fr, now)
+    beeps += det.finish()
+    assert len(beeps) == 1
+    assert beeps[0].tones == 2
+    assert abs(beeps[0].start_ms - 800) <= 60
