@@ -486,9 +486,11 @@ async def test_first_attempt_goes_out_within_milliseconds() -> None:
             await d.enqueue(e)
             await rx.wait_for(i + 1)
             latencies.append(rx.requests[-1].at - t)
-    # Generous for a loaded CI machine; typically ~2 ms.
-    assert max(latencies) < 0.25, latencies
-    assert sorted(latencies)[len(latencies) // 2] < 0.05, latencies
+    # Typically ~2 ms. Bounds far above that (a loaded CI machine once took 0.39 s for one
+    # attempt) and far below the dispatcher's poll fallback: the mechanism itself is
+    # proven without a clock by test_first_attempt_does_not_wait_for_the_row_to_be_written.
+    assert max(latencies) < 2.0, latencies
+    assert sorted(latencies)[len(latencies) // 2] < 0.25, latencies
 
 
 async def test_concurrency_is_bounded() -> None:
