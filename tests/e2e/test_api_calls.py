@@ -388,6 +388,12 @@ async def test_flow_versions_and_validation(server: Server) -> None:
     assert "nodes.a.next" in paths and any(p.startswith("nodes.b") for p in paths)
     r = await server.http.get("/v1/organizations/acme/flows/menu?version=1", headers=headers)
     assert r.json()["version"] == 1 and r.json()["document"]["nodes"]["a"]["type"] == "say"
+    # Versions that cannot exist are not found, even beyond what SQLite can bind.
+    for version in ("0", "-1", str(2**63), str(-(2**64))):
+        r = await server.http.get(
+            f"/v1/organizations/acme/flows/menu?version={version}", headers=headers
+        )
+        assert r.status_code == 404, version
 
 
 async def test_list_filters_pagination_csv_and_restart(tmp_path: Path) -> None:

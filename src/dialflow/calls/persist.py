@@ -76,6 +76,10 @@ class SessionWriter:
     def save(self, record: CallRecord) -> None:
         self._put(("save", record))
 
+    def event_and_save(self, event: CallEvent, record: CallRecord) -> None:
+        """``events([event])`` then ``save(record)``, as one queue entry."""
+        self._put(("event+save", (event, record)))
+
     def webhook(self, delivery: WebhookDelivery) -> None:
         self._put(("webhook", delivery))
 
@@ -115,7 +119,10 @@ class SessionWriter:
         saves: dict[str, CallRecord] = {}
         sends: list[asyncio.Future[None]] = []
         for kind, value in batch:
-            if kind == "events":
+            if kind == "event+save":
+                pending_events.append(value[0])
+                saves[value[1].session_id] = value[1]
+            elif kind == "events":
                 pending_events.extend(value)
             elif kind == "save":
                 # The record is a live object: saving it once per batch saves the latest state.

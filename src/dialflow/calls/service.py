@@ -273,7 +273,9 @@ class CallService:
             if session.is_terminal:
                 return  # canceled while queued
             session.transition(CallStatus.DIALING)
-            target = route.get("uri") or destination.text
+            # The URI parsed when the destination was checked: place_call need not parse
+            # it again (str() of it is destination.text).
+            target = route.get("uri") or destination.sip_uri or destination.text
             headers = dict(options.sip_headers)
             call = await self.endpoint.place_call(
                 target,
@@ -600,8 +602,7 @@ class CallService:
     # -- persistence and webhooks (session listeners)
 
     def _persist(self, session: CallSession, event: CallEvent) -> None:
-        self.writer.events([event])
-        self.writer.save(session.record)
+        self.writer.event_and_save(event, session.record)
 
     def _webhook_for_event(self, session: CallSession, event: CallEvent) -> None:
         kind: str | None = None

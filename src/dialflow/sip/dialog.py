@@ -70,7 +70,8 @@ class Dialog:
             raise LocalProtocolError("INVITE without From tag")
         # A 1xx without Contact can still form an early dialog; its target is refreshed later.
         target: Uri = contacts[0].uri if contacts else invite.uri or to.uri
-        local_contact = invite.contacts[0] if invite.contacts else local_from
+        invite_contacts = invite.contacts
+        local_contact = invite_contacts[0] if invite_contacts else local_from
         return cls(
             call_id=invite.call_id,
             local_tag=local_from.tag,

@@ -171,6 +171,11 @@ REASON_PHRASES = {
 }
 
 
+# Names the stack looks up, by the spelling it uses, mapped to their canonical form
+# (only names whose canonical form is the one stored for every spelling).
+_KNOWN_LOOKUP = {name: name for name in _CANONICAL.values()}
+
+
 def canonical_name(name: str) -> str:
     """Expand compact forms and spell known header names as the RFC does."""
     if len(name) == 1:
@@ -231,6 +236,14 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first field of that name, as received (not split on commas)."""
+        known = _KNOWN_LOOKUP.get(name)
+        if known is not None:
+            # Stored names are canonical, and every spelling of a known name has one
+            # canonical form: an exact comparison is enough.
+            for n, v in self._items:
+                if n == known:
+                    return v
+            return None
         lname = canonical_name(name).lower()
         for n, v in self._items:
             if n.lower() == lname:
@@ -239,8 +252,13 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of that name; list headers are split on their commas."""
-        lname = canonical_name(name).lower()
-        values = [v for n, v in self._items if n.lower() == lname]
+        known = _KNOWN_LOOKUP.get(name)
+        if known is not None:
+            lname = known.lower()
+            values = [v for n, v in self._items if n == known]
+        else:
+            lname = canonical_name(name).lower()
+            values = [v for n, v in self._items if n.lower() == lname]
         if lname in LIST_HEADERS:
             return [part.strip() for v in values for part in split_quoted(v, ",") if part.strip()]
         return values

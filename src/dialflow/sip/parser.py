@@ -98,16 +98,15 @@ def parse_message(data: bytes) -> SipMessage:
 
     items: list[tuple[str, str]] = []
     checked: dict[str, list[str]] = {}
+    names = _NAMES
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        # RFC 3261 §25.1 HCOLON = *( SP / HTAB ) ":" SWS: blanks may precede the colon.
-        name = name.rstrip(_LWS)
-        if not colon or not _HEADER_NAME_RE.match(name):
-            raise SipParseError(f"bad header line {line[:60]!r}")
-        cname = canonical_name(name)
+        known = names.get(name)
+        if known is None or not colon:
+            known = _header_name(name, colon, line)
+        cname, lname = known
         # Only SP/HTAB are LWS (RFC 3261 §25.1); str.strip() would also eat NBSP & co.
         value = value.strip(_LWS)
-        lname = cname.lower()
         if lname in _CHECKED:
             checked.setdefault(lname, []).append(value)
             if lname == "content-length":
@@ -118,6 +117,26 @@ def parse_message(data: bytes) -> SipMessage:
     message = _parse_start_line(lines[0], Headers.from_canonical(items), body)
     _check_core_headers(message, checked)
     return message
+
+
+# Header names as written before the colon (trailing blanks included) that passed the
+# check, with their canonical and lower-case forms: peers repeat the same few spellings
+# in every message, and the regex and canonicalization cost more than the lookup.
+_NAMES: dict[str, tuple[str, str]] = {}
+_NAMES_MAX = 1024
+
+
+def _header_name(raw: str, colon: str, line: str) -> tuple[str, str]:
+    # RFC 3261 §25.1 HCOLON = *( SP / HTAB ) ":" SWS: blanks may precede the colon.
+    name = raw.rstrip(_LWS)
+    if not colon or not _HEADER_NAME_RE.match(name):
+        raise SipParseError(f"bad header line {line[:60]!r}")
+    cname = canonical_name(name)
+    known = (cname, cname.lower())
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    _NAMES[raw] = known
+    return known
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:

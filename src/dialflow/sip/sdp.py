@@ -396,6 +396,8 @@ def _ordered_lines(
     lines: Iterable[tuple[str, str]], rank: dict[str, int], primary: dict[int, str]
 ) -> list[str]:
     """Interleave the typed ``primary`` lines (by rank) with the kept ones, stably."""
+    if not lines:  # the usual case (and every SDP we build): nothing to interleave
+        return [primary[r] for r in sorted(primary)]
     tagged = [(rank.get(k, len(rank) + 1), 1, f"{k}={_check(v)}") for k, v in lines]
     tagged += [(r, 0, text) for r, text in primary.items()]
     tagged.sort(key=lambda t: (t[0], t[1]))

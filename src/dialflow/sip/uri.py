@@ -339,8 +339,45 @@ class NameAddr:
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
 
+# Parsing is a pure function of the text, and a dialog's From, To, Contact and Via values
+# come back in every message of it (and are read several times per message): results are
+# kept here and handed out as copies (callers own what they get; the values are mutable).
+_MEMO_MAX = 4096
+_NAME_ADDR_MEMO: dict[str, NameAddr] = {}
+_VIA_MEMO: dict[str, Via] = {}
+
+
+def _copy_uri(uri: Uri) -> Uri:
+    if isinstance(uri, SipUri):
+        return SipUri(
+            uri.host,
+            uri.user,
+            uri.password,
+            uri.port,
+            dict(uri.params),
+            dict(uri.headers),
+            uri.scheme,
+        )
+    return AbsoluteUri(uri.scheme, uri.rest)
+
+
+def _copy_name_addr(value: NameAddr) -> NameAddr:
+    return NameAddr(_copy_uri(value.uri), value.display_name, dict(value.params), value.wildcard)
+
+
 def parse_name_addr(text: str) -> NameAddr:
     """Parse ``"Name" <sip:a@b>;tag=x``, ``Name <sip:a@b>`` or ``sip:a@b;tag=x``."""
+    known = _NAME_ADDR_MEMO.get(text)
+    if known is not None:
+        return _copy_name_addr(known)
+    value = _parse_name_addr(text)
+    if len(_NAME_ADDR_MEMO) >= _MEMO_MAX:
+        _NAME_ADDR_MEMO.clear()
+    _NAME_ADDR_MEMO[text] = _copy_name_addr(value)
+    return value
+
+
+def _parse_name_addr(text: str) -> NameAddr:
     text = text.strip()
     if text == "*":
         return NameAddr(uri=AbsoluteUri("*", ""), wildcard=True)
@@ -437,6 +474,19 @@ class Via:
 
 def parse_via(text: str) -> Via:
     """Parse a single Via value (not a comma-separated list)."""
+    known = _VIA_MEMO.get(text)
+    if known is not None:
+        return Via(known.transport, known.host, known.port, dict(known.params), known.protocol)
+    value = _parse_via(text)
+    if len(_VIA_MEMO) >= _MEMO_MAX:
+        _VIA_MEMO.clear()
+    _VIA_MEMO[text] = Via(
+        value.transport, value.host, value.port, dict(value.params), value.protocol
+    )
+    return value
+
+
+def _parse_via(text: str) -> Via:
     text = text.strip()
     proto, space, rest = text.partition(" ")
     parts = proto.split("/")

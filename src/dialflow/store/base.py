@@ -114,7 +114,11 @@ class Store(Protocol):
         """Append to the sessions' logs (seq is unique per session)."""
 
     async def write_sessions(self, events: list[CallEvent], records: list[CallRecord]) -> None:
-        """append_events + save_call of each record, all or nothing, in one write."""
+        """append_events + save of each record, all or nothing, in one write.
+
+        Only the fields a live call changes are saved (status, timestamps, sip, amd,
+        hangup_by, duration_ms, flow, error, recording_path); the others are as
+        insert_call stored them (use save_call to rewrite those)."""
 
     async def get_call(self, org_id: str | None, session_id: str) -> CallRecord | None:
         """org_id None = any organization (admin)."""

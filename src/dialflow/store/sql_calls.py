@@ -91,6 +91,27 @@ def _mutable_call_values(record: CallRecord) -> dict[str, Any]:
     }
 
 
+def _live_call_values(record: CallRecord) -> dict[str, Any]:
+    """The columns a call changes after :meth:`insert_call` (status, timestamps, SIP,
+    AMD, flow, outcome): what the session writer rewrites several times per call. The
+    rest (the request, its destination and options) is fixed at insert, and the JSON
+    of the request is the costliest value to encode."""
+    return {
+        "status": record.status.value,
+        "amd": record.amd,
+        "sip": record.sip,
+        "hangup_by": record.hangup_by,
+        "dialed_at": record.dialed_at,
+        "ringing_at": record.ringing_at,
+        "answered_at": record.answered_at,
+        "ended_at": record.ended_at,
+        "duration_ms": record.duration_ms,
+        "flow": record.flow,
+        "error": record.error,
+        "recording_path": record.recording_path,
+    }
+
+
 def _call(row: Row[Any]) -> CallRecord:
     return CallRecord(
         session_id=row.session_id,
@@ -195,9 +216,10 @@ class CallsMixin(SqlBase):
         await self._run_write(f"events of {events[0].session_id!r}", _execute, _INSERT_EVENTS, rows)
 
     async def write_sessions(self, events: list[CallEvent], records: list[CallRecord]) -> None:
-        """:meth:`append_events` and :meth:`save_call` for many sessions as one write job:
-        one transaction, one executemany each (no savepoint per statement, one thread
-        hop). Nothing is written if any of it fails."""
+        """:meth:`append_events` and a save of each record's live columns
+        (:func:`_live_call_values`) for many sessions as one write job: one transaction,
+        one executemany each (no savepoint per statement, one thread hop). Nothing is
+        written if any of it fails."""
         if not events and not records:
             return
         event_rows = [
@@ -206,7 +228,7 @@ class CallsMixin(SqlBase):
         ]
         call_rows = []
         for record in records:
-            values = _mutable_call_values(record)
+            values = _live_call_values(record)
             values["b_session_id"] = record.session_id
             call_rows.append(values)
         first = events[0].session_id if events else records[0].session_id

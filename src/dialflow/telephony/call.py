@@ -79,6 +79,7 @@ class Call:
         self._pending_2xx: Uas2xxRetransmitter | None = None  # our 2xx awaiting its ACK
         self._confirmed = False  # inbound: the ACK for our 2xx arrived
         self._offer_sent: bytes | None = None  # the SDP offer we made (outbound, delayed offer)
+        self._built_offer: sdp.SessionDescription | None = None  # the last offer we built
         self._ack_sent: tuple[SipRequest, tuple[str, int]] | None = None  # for 2xx resends
 
     def __repr__(self) -> str:
@@ -99,13 +100,13 @@ class Call:
 
     async def wait_answered(self, timeout: float | None = None) -> bool:
         """True once answered; False if the call ended first (or the timeout passed)."""
-        answered = asyncio.ensure_future(self._answered.wait())
-        ended = asyncio.ensure_future(self._ended.wait())
-        try:
-            await asyncio.wait({answered, ended}, timeout=timeout, return_when="FIRST_COMPLETED")
-        finally:
-            answered.cancel()
-            ended.cancel()
+        # _finish sets _answered too, so one event covers both outcomes: no tasks of their
+        # own (two per call placed) and no asyncio.wait.
+        if timeout is None:
+            await self._answered.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answered.wait(), timeout)
         return self._answered.is_set() and not (self._ended.is_set() and self.answered_at is None)
 
     async def wait_ended(self, timeout: float | None = None) -> CallEnded:
@@ -139,6 +140,7 @@ class Call:
                 session_id=self._sdp_session_id,
                 version=self._local_sdp_version,
             )
+            self._built_offer = desc
             return desc.serialize()
         answer, negotiated = sdp.build_answer(
             offer,
@@ -438,12 +440,15 @@ class OutboundCall(Call):
         self._cancel_sent = False
         self._auth_attempts = 0
         self._destination: tuple[str, int] | None = None
+        self._offer_desc: sdp.SessionDescription | None = None
 
     async def start(self) -> None:
         """Open the media leg and send the INVITE. Returns at once; watch the events."""
         self.leg = await self.endpoint.open_leg()
         self._offer = self._local_sdp()
         self._offer_sent = self._offer
+        # For negotiating the answer: the same as parsing self._offer back, without parsing.
+        self._offer_desc = self._built_offer
         self.state = CallState.CALLING
         # Requests from the far end (BYE on an early dialog, re-INVITE) are routed by our tag.
         self.endpoint._dialogs[(self.call_id, self.local_tag)] = self
@@ -461,7 +466,7 @@ class OutboundCall(Call):
         headers.add("To", str(self.to_addr))
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", f"{self._cseq} INVITE")
-        headers.add("Contact", str(self.endpoint.local_contact(self.transport)))
+        headers.add("Contact", self.endpoint.local_contact_text(self.transport))
         headers.add("Allow", ALLOW)
         headers.add("Supported", "replaces")
         headers.add("User-Agent", self.endpoint.user_agent)
@@ -535,7 +540,9 @@ class OutboundCall(Call):
             self._emit(CallProgress(code, response.reason, early_media=early))
 
     def _negotiate(self, body: bytes) -> sdp.NegotiatedMedia:
-        offer = sdp.SessionDescription.parse(self._offer)
+        offer = self._offer_desc
+        if offer is None:
+            offer = self._offer_desc = sdp.SessionDescription.parse(self._offer)
         return sdp.negotiate_answer(offer, sdp.SessionDescription.parse(body))
 
     def _on_2xx(self, response: SipResponse) -> None:

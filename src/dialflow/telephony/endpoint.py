@@ -93,6 +93,9 @@ class SipEndpoint:
         self._calls: set[Call] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._resolved: dict[str, str] = {}
+        # Per transport, once listening (the host and port no longer change).
+        self._via_prefix: dict[str, str] = {}
+        self._contact_text: dict[str, str] = {}
         self._bad_log = LogRateLimiter(log, interval=10.0)
         self._bad_replies = TokenBucket(self.config.bad_request_replies_per_second)
         self.stats: dict[str, int] = {
@@ -156,6 +159,22 @@ class SipEndpoint:
     def media_host(self) -> str:
         host = self.contact_host
         return host[1:-1] if host.startswith("[") else host
+
+    def local_contact_text(self, transport: str = "udp") -> str:
+        """``str(self.local_contact(transport))``, built once per transport."""
+        text = self._contact_text.get(transport)
+        if text is None:
+            text = str(self.local_contact(transport))
+            if self._fixed_host:
+                self._contact_text[transport] = text
+        return text
+
+    @property
+    def _fixed_host(self) -> bool:
+        """Whether Via and Contact can be cached: listening, on a host that is not looked
+        up again each time (a wildcard follows the primary address)."""
+        host = self.config.advertised_host or self.config.sip_host
+        return self.is_serving and host not in ("0.0.0.0", "::", "")
 
     def local_contact(self, transport: str = "udp") -> NameAddr:
         params: dict[str, str | None] = {}
@@ -275,13 +294,14 @@ class SipEndpoint:
     # -- sending
 
     def _add_via(self, request: SipRequest, transport: str) -> None:
-        via = Via(
-            transport=transport.upper(),
-            host=self.contact_host,
-            port=self.port,
-            params={"branch": new_branch(), "rport": None},
-        )
-        request.headers.add("Via", str(via), first=True)
+        prefix = self._via_prefix.get(transport)
+        if prefix is None:
+            # str(Via) without the branch.
+            via = Via(transport=transport.upper(), host=self.contact_host, port=self.port)
+            prefix = f"{via};branch="
+            if self._fixed_host:
+                self._via_prefix[transport] = prefix
+        request.headers.add("Via", f"{prefix}{new_branch()};rport", first=True)
 
     def send_request(
         self, request: SipRequest, destination: Address, transport: str, handler: TxHandler

@@ -115,3 +115,21 @@ async def test_a_failing_enqueue_is_counted_and_the_rows_still_written() -> None
         assert writer.errors == 1 and store.log == ["save c_A"]
     finally:
         await writer.stop()
+
+
+async def test_event_and_save_is_one_entry_written_in_order() -> None:
+    store = SlowStore()
+    store.release.set()
+    writer = SessionWriter(store)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        for seq in (1, 2):
+            writer.event_and_save(CallEvent("c_A", seq, "status", T0, {}), record("c_A"))
+        writer.event_and_save(CallEvent("c_B", 1, "status", T0, {}), record("c_B"))
+        done: list[str] = []
+        writer.when_written(lambda: done.append("written"))
+        await writer.flush()
+        assert store.log == ["event c_A/1", "event c_A/2", "event c_B/1", "save c_A", "save c_B"]
+        assert done == ["written"]
+    finally:
+        await writer.stop()

@@ -497,3 +497,36 @@ def test_split_quoted_matches_reference(text: str, sep: str) -> None:
             split_quoted(text, sep)
     else:
         assert split_quoted(text, sep) == expected
+
+
+def test_repeated_parses_are_equal_and_independent() -> None:
+    # Results are remembered by text; each caller must still own what it got.
+    text = '"Bob" <sip:bob@example.com:5070;transport=udp?subject=x>;tag=abc'
+    first = parse_name_addr(text)
+    first.params["tag"] = "changed"
+    assert isinstance(first.uri, SipUri)
+    first.uri.params["transport"] = "tcp"
+    first.uri.headers.clear()
+    second = parse_name_addr(text)
+    assert second.tag == "abc"
+    assert second == NameAddr(
+        uri=SipUri(
+            host="example.com",
+            user="bob",
+            port=5070,
+            params={"transport": "udp"},
+            headers={"subject": "x"},
+        ),
+        display_name="Bob",
+        params={"tag": "abc"},
+    )
+    tel = parse_name_addr("<tel:+15550001111>")
+    assert tel == parse_name_addr("<tel:+15550001111>") and tel is not parse_name_addr(
+        "<tel:+15550001111>"
+    )
+
+    via_text = "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport"
+    via = parse_via(via_text)
+    via.params["received"] = "198.51.100.1"
+    again = parse_via(via_text)
+    assert again == Via("UDP", "192.0.2.1", 5060, {"branch": "z9hG4bK1", "rport": None})

@@ -400,3 +400,26 @@ async def test_write_sessions_appends_and_saves_in_one_go(
         await store.write_sessions([CallEvent("c1", 2, "again", at(3))], [c1])
     again = await store.get_call("acme", "c1")
     assert again is not None and again.status is CallStatus.DIALING
+
+
+async def test_write_sessions_saves_what_a_live_call_changes(
+    store: SqliteStore, make_call: MakeCall
+) -> None:
+    full = full_record(make_call)
+    inserted = make_call(
+        "c_full",
+        5.0,
+        request=full.request,
+        webhook_url=full.webhook_url,
+        idempotency_key=full.idempotency_key,
+    )
+    await store.insert_call(inserted)
+    await store.write_sessions([], [full])
+    assert await store.get_call("acme", "c_full") == full
+
+    # What insert_call stored and a call never changes is left as it was.
+    moved = make_call("c_full", 5.0, to="sip:carol@127.0.0.1", request={"to": "x"})
+    await store.write_sessions([], [moved])
+    got = await store.get_call("acme", "c_full")
+    assert got is not None and got.status is S.QUEUED and got.answered_at is None
+    assert got.to == full.to and got.request == full.request

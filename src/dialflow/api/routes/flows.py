@@ -120,6 +120,9 @@ async def get_flow(
     org_id: str, flow_id: str, state: State, principal: Auth, version: int | None = None
 ) -> FlowOut:
     await load_org(state, principal, org_id)
+    if version is not None and not 0 < version < 2**63:
+        # No such version exists, and SQLite cannot even bind one beyond 64 bits (a 500).
+        raise not_found("flow")
     flow = await state.store.get_flow(org_id, flow_id, version)
     if flow is None:
         raise not_found("flow")
