@@ -73,21 +73,10 @@ def _mutable_call_values(record: CallRecord) -> dict[str, Any]:
         "mode": record.mode,
         "to_uri": record.to,
         "from_uri": record.from_,
-        "status": record.status.value,
         "request": record.request,
         "webhook_url": record.webhook_url,
-        "amd": record.amd,
-        "sip": record.sip,
-        "hangup_by": record.hangup_by,
-        "dialed_at": record.dialed_at,
-        "ringing_at": record.ringing_at,
-        "answered_at": record.answered_at,
-        "ended_at": record.ended_at,
-        "duration_ms": record.duration_ms,
-        "flow": record.flow,
-        "error": record.error,
-        "recording_path": record.recording_path,
         "idempotency_key": record.idempotency_key,
+        **_live_call_values(record),
     }
 
 
