@@ -1,5 +1,5 @@
-"""Smoke runs of the load benchmarks (``bench/cps.py``, ``bench/concurrent_calls.py``),
-and the benchmark parts that need no server (the far end's DTMF, the sweep's report).
+"""Smoke runs of every benchmark in ``bench/`` at toy size, and the benchmark parts that
+need no server (the far end's DTMF, the sweep's report).
 
 The smoke runs start a real ``dialflow serve`` and SIPp, so they are interop tests.
 They only prove the harness works end to end: exit status 0, a last stdout line in
@@ -80,10 +80,57 @@ def test_cps_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.interop
+@pytest.mark.parametrize(
+    ("mode", "key", "figure"),
+    [("sync", "sync", "end_to_response_ms"), ("webhook", "webhooks", "first_attempt_delay_ms")],
+)
+def test_cps_latency_modes_smoke(tmp_path: Path, mode: str, key: str, figure: str) -> None:
+    _need_sipp()
+    out = tmp_path / "cps.json"
+    extra = ["--webhooks"] if mode == "webhook" else []
+    line, _ = _run(
+        "cps.py",
+        *("--rate", "3", "--seconds", "2", "--mode", mode, *extra, "--json", str(out)),
+        timeout=90,
+    )
+    assert CPS_LINE.match(line), line
+    data = json.loads(out.read_text())
+    assert data[key][figure]["count"] > 0, data[key]
+    assert {"p50", "p99"} <= set(data[key][figure]), data[key]
+
+
+def test_media_clock_smoke() -> None:
+    line, _ = _run("media_clock.py", "--legs", "4", "--seconds", "1", "--warmup", "0.2", timeout=60)
+    assert re.match(r"^media_clock: legs=4 seconds=1 jitter_p99_ms=\d+\.\d+ lost=\d+ ", line), line
+
+
+def test_amd_cost_smoke(tmp_path: Path) -> None:
+    line, _ = _run("amd_cost.py", str(tmp_path / "none"), "--seconds", "0.3", timeout=60)
+    assert re.match(r"^amd_cost: fps=\d+ us_per_frame=\d+\.\d+ core_share_per_call=", line), line
+
+
+def test_amd_eval_smoke(tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    generate = BENCH.parent / "scripts" / "amd" / "generate.py"
+    subprocess.run(
+        [sys.executable, str(generate), str(clips), "--count", "8", "--seed", "5", "--jobs", "1"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    out = tmp_path / "eval.json"
+    line, _ = _run("amd_eval.py", str(clips), "--jobs", "1", "--json", str(out), timeout=120)
+    assert re.match(r"^amd_eval: files=8 accuracy=\d\.\d{3} human=", line), line
+    assert json.loads(out.read_text())
+
+
+@pytest.mark.interop
 def test_concurrent_calls_smoke(tmp_path: Path) -> None:
     out = tmp_path / "concurrent.json"
     line, stderr = _run(
-        "concurrent_calls.py", "--calls", "5", "--hold", "2", "--json", str(out), timeout=120
+        "concurrent_calls.py",
+        *("--calls", "5", "--hold", "2", "--settle", "1", "--json", str(out)),
+        timeout=120,
     )
     assert CONCURRENT_LINE.match(line), line
     assert line.startswith("concurrent_calls: calls=5 ")

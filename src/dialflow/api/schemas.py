@@ -18,6 +18,20 @@ _RESOURCE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _HEADER_NAME = re.compile(r"^X-[A-Za-z0-9-]{1,64}$")
 
 
+#: The call status machine of API.md (``CallStatus`` values), as the wire contract names it.
+CallStatusName = Literal[
+    "queued",
+    "dialing",
+    "ringing",
+    "in_progress",
+    "completed",
+    "busy",
+    "no_answer",
+    "failed",
+    "canceled",
+]
+
+
 class ApiModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", str_max_length=4096
@@ -252,17 +266,7 @@ class CallOut(OutModel):
     mode: str
     to: str
     from_: str | None = Field(None, alias="from")
-    status: Literal[
-        "queued",
-        "dialing",
-        "ringing",
-        "in_progress",
-        "completed",
-        "busy",
-        "no_answer",
-        "failed",
-        "canceled",
-    ]
+    status: CallStatusName
     amd: AmdInfo | None = None
     sip: SipInfo
     hangup_by: Literal["remote", "flow", "api", "timeout", "system"] | None = None

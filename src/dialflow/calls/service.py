@@ -21,6 +21,7 @@ from ..sip.auth import DigestCredentials
 from ..sip.uri import SipUri, parse_uri
 from ..store.base import Store
 from ..store.models import (
+    TERMINAL_STATUSES,
     CallEvent,
     CallRecord,
     CallStatus,
@@ -610,7 +611,7 @@ class CallService:
             status = event.data.get("status")
             if status == CallStatus.RINGING.value:
                 kind = "ringing"
-            elif status in {s.value for s in CallStatus if s.is_terminal}:
+            elif status in TERMINAL_STATUSES:  # StrEnum: equal to their values
                 kind = "completed" if session.record.answered_at else "failed"
         elif event.type == "webhook.answered":
             kind = "answered"

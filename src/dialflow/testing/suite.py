@@ -30,19 +30,9 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from ..api.schemas import CallStatusName
 from ..flows.model import FlowError, parse_document
 
-CallStatusName = Literal[
-    "queued",
-    "dialing",
-    "ringing",
-    "in_progress",
-    "completed",
-    "busy",
-    "no_answer",
-    "failed",
-    "canceled",
-]
 FlowOutcomeName = Literal["completed", "skipped", "error", "passed", "failed"]
 AmdResultName = Literal["human", "machine", "fax", "unknown"]
 HangupByName = Literal["remote", "flow", "api", "timeout", "system"]
