@@ -265,7 +265,8 @@ class FeatureExtractor:
         closed = self.tracker.update(spec, floor, now_ms)
         beeps: list[Beep] = []
         if closed is not None:
-            self.last_tone = closed
+            if not closed.pulse:  # pulses stay speech for the statistics (model inputs)
+                self.last_tone = closed
             b = self.beeps.add(closed)
             if b is not None:
                 beeps.append(b)
@@ -294,7 +295,8 @@ class FeatureExtractor:
         out: list[Beep] = []
         seg = self.tracker.flush()
         if seg is not None:
-            self.last_tone = seg
+            if not seg.pulse:
+                self.last_tone = seg
             b = self.beeps.add(seg)
             if b is not None:
                 out.append(b)

@@ -48,6 +48,10 @@ class ToneConfig:
     """Relative form of ``max_drift_hz`` for high tones."""
     min_frames: int = 4
     """Frames a segment needs before it counts as a tone (80 ms)."""
+    min_pulse_frames: int = 3
+    """Shorter segments, down to this many frames (60 ms), are still reported, flagged as
+    pulses: the tones of a multi-beep can be 60–80 ms each. Only the beep grouper uses
+    them, and only as repeats of one frequency (see :class:`BeepGrouper`)."""
     max_gap_frames: int = 2
     """Non-tonal frames tolerated inside a segment (ANSam phase reversals, clicks)."""
 
@@ -65,6 +69,10 @@ class ToneSegment:
     pre_db: float = -100.0
     """In-band level 60–160 ms before the segment started (a beep rises out of quiet)."""
 
+    pulse: bool = False
+    """Shorter than :attr:`ToneConfig.min_frames`: not a tone on its own, maybe one pulse
+    of a multi-beep."""
+
     @property
     def duration_ms(self) -> int:
         """Length of the segment in ms."""
@@ -75,6 +83,8 @@ class ToneTracker:
     """Groups tonal frames into :class:`ToneSegment` values.
 
     ``update`` returns the segment that just *closed* (if any); ``current`` is the open one.
+    Closed segments shorter than ``min_frames`` but at least ``min_pulse_frames`` long come
+    back with ``pulse=True``.
     """
 
     __slots__ = ("_cfg", "_gap", "_hist", "_hi", "_sum_hz", "current", "tonal")
@@ -124,7 +134,7 @@ class ToneTracker:
             self._gap += 1
             if not tonal and self._gap <= cfg.max_gap_frames:
                 return None
-            closed = cur if cur.frames >= cfg.min_frames else None
+            closed = self._closed(cur)
             self.current = None
         if tonal:
             self.current = ToneSegment(
@@ -143,7 +153,16 @@ class ToneTracker:
     def flush(self) -> ToneSegment | None:
         """Close and return the open segment (end of stream) if it is long enough."""
         cur, self.current = self.current, None
-        return cur if cur is not None and cur.frames >= self._cfg.min_frames else None
+        return None if cur is None else self._closed(cur)
+
+    def _closed(self, seg: ToneSegment) -> ToneSegment | None:
+        cfg = self._cfg
+        if seg.frames >= cfg.min_frames:
+            return seg
+        if seg.frames >= cfg.min_pulse_frames:
+            seg.pulse = True
+            return seg
+        return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -418,6 +437,7 @@ class BeepGrouper:
         return self._group[0].start_ms if self._group else -1
 
     def _starts(self, seg: ToneSegment) -> bool:
+        # ``min_segment_ms`` bounds pulses too (a 3-frame pulse measures 60 ms).
         cfg = self._cfg
         return (
             seg.duration_ms >= cfg.min_segment_ms
@@ -442,6 +462,8 @@ class BeepGrouper:
         step = abs(seg.freq_hz / prev.freq_hz - 1.0)
         if step <= _SAME_TONE and gap >= _MULTI_BEEP_GAP_MS:
             self._group.append(seg)  # another short beep of the same tone
+        elif seg.pulse:
+            pass  # a pulse only ever joins as a repeat; any other one is not evidence
         elif (
             _TONE_JUMP <= step and 1.0 / cfg.max_step <= seg.freq_hz / prev.freq_hz <= cfg.max_step
         ):
@@ -453,23 +475,42 @@ class BeepGrouper:
         return None
 
     def tick(self, now_ms: int, tone_open: bool) -> Beep | None:
-        """Close the group once ``end_gap_ms`` passed with no tone; returns the beep if valid."""
-        if (
-            self._group
-            and not tone_open
-            and now_ms - self._group[-1].end_ms >= self._cfg.end_gap_ms
-        ):
+        """Close the group once ``end_gap_ms`` passed with no tone; returns the beep if valid.
+
+        A group that is not a beep yet (too short in all) or is a run of repeats stays open
+        up to ``max_inner_gap_ms``: the next pulse of a multi-beep may still come. Closing
+        at ``end_gap_ms`` lost multi-beeps with 140–250 ms between their pulses (the next
+        pulse cannot start a group of its own: it does not rise out of quiet), or reported
+        them before their last pulse."""
+        group = self._group
+        if not group or tone_open:
+            return None
+        cfg = self._cfg
+        repeats = len(group) >= 2 and abs(group[-1].freq_hz / group[-2].freq_hz - 1.0) <= _SAME_TONE
+        settled = self._valid(group) and not repeats
+        wait = cfg.end_gap_ms if settled else max(cfg.end_gap_ms, cfg.max_inner_gap_ms)
+        if now_ms - group[-1].end_ms >= wait:
             return self._finish()
         return None
+
+    def _valid(self, group: list[ToneSegment]) -> bool:
+        cfg = self._cfg
+        total = sum(s.duration_ms for s in group)
+        if total < cfg.min_total_ms or group[-1].end_ms - group[0].start_ms > cfg.max_total_ms:
+            return False
+        if any(s.pulse for s in group):
+            # Pulses shorter than a tone only count as the repeats of a multi-beep: at least
+            # two, all at one frequency. A vowel can be that pure for 60 ms, but not twice
+            # at the same pitch with silence between.
+            f0 = group[0].freq_hz
+            return len(group) >= 2 and all(abs(s.freq_hz / f0 - 1.0) <= _SAME_TONE for s in group)
+        return True
 
     def _finish(self) -> Beep | None:
         group, self._group = self._group, []
         if not group:
             return None
-        cfg = self._cfg
-        total = sum(s.duration_ms for s in group)
-        span = group[-1].end_ms - group[0].start_ms
-        if total < cfg.min_total_ms or span > cfg.max_total_ms:
+        if not self._valid(group):
             return None
         level = max(s.level_db for s in group)
         return Beep(group[0].start_ms, group[-1].end_ms, group[0].freq_hz, len(group), level)

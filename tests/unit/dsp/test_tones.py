@@ -113,3 +113,46 @@ def test_falling_two_tone_beep_from_2000_hz_is_found() -> None:
     assert len(beeps) == 1
     assert beeps[0].tones == 2
     assert abs(beeps[0].start_ms - 800) <= 60
+
+
+def _beeps(x: np.ndarray) -> list:
+    det = BeepDetector()
+    return [b for fr, now in frames(x) for b in det.feed(fr, now)] + det.finish()
+
+
+def test_multi_beep_with_long_gaps_between_pulses_is_one_beep_ending_at_its_last_pulse() -> None:
+    # Three 120 ms pulses 140 ms apart: the first alone is too short to be a beep, and the
+    # group must stay open across the gaps (it used to close after the first pulse).
+    parts = [silence(800)]
+    for i in range(3):
+        parts += [tone(508, 120), silence(140, seed=10 + i)]
+    x = np.concatenate([*parts, silence(600, seed=20)])
+    beeps = _beeps(x)
+    assert [b.tones for b in beeps] == [3]
+    assert abs(beeps[0].start_ms - 800) <= 40
+    assert abs(beeps[0].end_ms - (800 + 3 * 120 + 2 * 140)) <= 60
+
+
+def test_multi_beep_of_short_pulses_is_found_but_one_short_pulse_is_not() -> None:
+    # 70 ms pulses are shorter than a tone segment (4 frames); repeated at one frequency
+    # they are a multi-beep.
+    x = np.concatenate(
+        [
+            silence(800),
+            tone(873, 70),
+            silence(90),
+            tone(873, 70),
+            silence(90, seed=5),
+            tone(873, 70),
+            silence(600, seed=6),
+        ]
+    )
+    beeps = _beeps(x)
+    assert [b.tones for b in beeps] == [3]
+    assert abs(beeps[0].start_ms - 800) <= 40
+    # One such pulse, or two pulses at different pitches (a vowel, then another), is not.
+    assert _beeps(np.concatenate([silence(800), tone(873, 70), silence(600, seed=7)])) == []
+    x = np.concatenate(
+        [silence(800), tone(600, 70), silence(90), tone(900, 70), silence(600, seed=8)]
+    )
+    assert _beeps(x) == []
