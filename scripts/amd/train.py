@@ -14,7 +14,7 @@
 
 Fax clips and SIT cases are left out: tones are decided by rules before the model runs.
 
-    python scripts/amd/train.py                 # full model (about 10 minutes on 2 cores)
+    python scripts/amd/train.py                 # full model (about 5 minutes on 2 cores)
     python scripts/amd/train.py --quick --out /tmp/model.json   # CI smoke run (< 60 s)
 
 Needs scikit-learn and scipy (dev only), espeak-ng and flite.
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--count", type=int, default=3200, help="clips to generate (all classes)")
+    ap.add_argument("--count", type=int, default=6400, help="clips to generate (all classes)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--step-ms", type=int, default=100)

@@ -15,6 +15,19 @@ def _flag(name: str, default: bool = False) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _count(name: str) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return 0
+    try:
+        n = int(value)
+    except ValueError:
+        raise SystemExit(f"dialflow: {name} must be a whole number, not {value!r}") from None
+    if n < 0:
+        raise SystemExit(f"dialflow: {name} must be 0 or more, not {n}")
+    return n
+
+
 @dataclass(slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -32,6 +45,8 @@ class Settings:
     redis_url: str | None = None
     metrics_enabled: bool = True
     max_body_bytes: int = 1024 * 1024
+    amd_transcripts: int = 0
+    """Calls whose AMD also runs the speech recognizer at once (0: acoustic AMD only)."""
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -43,6 +58,7 @@ class Settings:
             database_url=os.environ.get("DIALFLOW_DATABASE_URL") or None,
             redis_url=os.environ.get("DIALFLOW_REDIS_URL") or None,
             metrics_enabled=_flag("DIALFLOW_METRICS", True),
+            amd_transcripts=_count("DIALFLOW_AMD_TRANSCRIPTS"),
         )
         for key, value in overrides.items():
             if value is not None:

@@ -109,6 +109,15 @@ def test_amd_cost_smoke(tmp_path: Path) -> None:
     assert re.match(r"^amd_cost: fps=\d+ us_per_frame=\d+\.\d+ core_share_per_call=", line), line
 
 
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed")
+def test_amd_words_smoke() -> None:
+    line, _ = _run("amd_words.py", "--phrase", "Leave a message.", timeout=120)
+    assert re.match(
+        r"^amd_words: phrases=1 same_result=[01] faster=[01] slower=[01] median_gain_ms=-?\d+$",
+        line,
+    ), line
+
+
 def test_amd_eval_smoke(tmp_path: Path) -> None:
     clips = tmp_path / "clips"
     generate = BENCH.parent / "scripts" / "amd" / "generate.py"

@@ -102,3 +102,53 @@ async def test_amd_human_machine_fax(server: Server, receiver: Receiver, tmp_pat
     )
     assert call["amd"]["result"] == "fax", call["amd"]
     assert call["flow"]["outcome"] == "skipped" and call["hangupBy"] == "flow"
+
+
+async def test_amd_hears_keywords_with_transcripts_on(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """DIALFLOW_AMD_TRANSCRIPTS: the recognizer listens while AMD decides and the words it
+    heard before the decision are in the call's log."""
+    from dialflow.speech.tts import TtsEngine
+
+    from .conftest import start_server, stop_server
+
+    speech = await TtsEngine(cache_bytes=0).render(
+        "Please leave a message for Alex after the tone. I am away until Monday,"
+        " and I will call you back."
+    )
+    rng = np.random.default_rng(11)
+    t = np.arange(int(0.5 * 8000)) / 8000
+    greeting = np.concatenate(
+        [
+            np.zeros(2400),
+            speech.astype(np.float64),
+            np.zeros(4800),
+            6000 * np.sin(2 * np.pi * 1000 * t),  # the beep
+            np.zeros(16000),
+        ]
+    ) + rng.normal(0, 20, 2400 + speech.size + 4800 + t.size + 16000)
+    wav = write_wav(tmp_path / "greeting.wav", np.clip(greeting, -32768, 32767).astype(np.int16))
+    pcap = make_wav_pcap(tmp_path / "greeting.pcap", wav)
+
+    monkeypatch.setenv("DIALFLOW_AMD_TRANSCRIPTS", "1")
+    server = await start_server(tmp_path)
+    try:
+        _, headers = await server.org("acme")
+        await server.flow("acme", headers, HOLD)
+        call = await _amd_call(
+            server,
+            headers,
+            pcap,
+            {"enabled": True, "mode": "sync", "detectBeep": True, "runFlowOn": ["machine"]},
+            maxDuration=12,
+        )
+        assert call["amd"]["result"] == "machine", call["amd"]
+        assert call["amd"]["beep"] is True
+        r = await server.http.get(
+            f"/v1/organizations/acme/calls/{call['sessionId']}/events", headers=headers
+        )
+        decided = [e for e in r.json()["data"] if e["type"] == "amd"]
+        # Words reached the detector before it decided (which evidence won varies with load:
+        # here the keywords come ~0.3 s before the acoustic decision).
+        assert len(decided) == 1 and decided[0]["heard"], decided
+    finally:
+        await stop_server(server)

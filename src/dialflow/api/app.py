@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from ..calls.amd_words import AmdWordsPool
 from ..calls.service import CallService, FlowRunner
 from ..config import Settings
 from ..store.base import Store
@@ -222,11 +223,14 @@ async def _start(
         flow_runner=flow_runner,
         enqueue_webhook=dispatcher.enqueue,
         metrics=metrics,
+        amd_words=_amd_words(settings, flow_runner),
     )
     state = AppState(settings, store, endpoint, service, metrics, dispatcher)
     holder["state"] = state
     await endpoint.start()
     await service.start()
+    if service.amd_words is not None:
+        await service.amd_words.start()
     await dispatcher.start()
     if settings.flows_dir is not None:
         from .flows_dir import load_flows_dir
@@ -242,6 +246,14 @@ async def _start(
         settings.data_dir,
     )
     return state
+
+
+def _amd_words(settings: Settings, flow_runner: FlowRunner) -> AmdWordsPool | None:
+    """AMD transcripts share the flows' recognizer (one set of worker processes)."""
+    speech = getattr(flow_runner, "speech", None)
+    if settings.amd_transcripts <= 0 or speech is None:
+        return None
+    return AmdWordsPool(lambda: speech.recognizer, settings.amd_transcripts)
 
 
 def _default_flow_runner(settings: Settings) -> FlowRunner:

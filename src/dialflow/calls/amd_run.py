@@ -4,7 +4,8 @@ The detector (:mod:`dialflow.amd`) is sans-I/O; this module feeds it every recei
 20 ms frame from the moment of answer (so frame count × 20 ms is the time since
 answer, the clock ``decisionMs`` and ``beepMs`` are measured on), turns its events into
 the session's log and the Call object's ``amd`` field, and resolves ``decision`` for
-a flow waiting in sync mode.
+a flow waiting in sync mode. With a words pool (:mod:`.amd_words`), the recognizer also
+listens until the decision and the detector gets its transcript.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..amd import AmdConfig, AmdDecision, AmdDetector, BeepDetected
+from .amd_words import AmdWords, AmdWordsPool
 from .options import AmdOptions
 from .session import CallSession
 
@@ -35,6 +37,7 @@ class CallAmd:
         options: AmdOptions,
         *,
         on_beep: Callable[[dict[str, Any]], object] | None = None,
+        words: AmdWordsPool | None = None,
     ) -> None:
         self.session = session
         self.options = options
@@ -46,6 +49,10 @@ class CallAmd:
         self._sub: Any = None
         self._guard: asyncio.TimerHandle | None = None
         self._on_beep = on_beep
+        self._pool = words
+        self._words: AmdWords | None = None
+        self.heard: str = ""
+        """What the recognizer heard before the decision (empty without words)."""
         self.state: dict[str, Any] = {
             "result": None,
             "decisionMs": None,
@@ -57,6 +64,8 @@ class CallAmd:
         self.decision: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
     def start(self, leg: Any) -> None:
+        if self._pool is not None:
+            self._words = self._pool.open(self._on_words)
         self._sub = leg.on_frame(self._on_frame)
         loop = asyncio.get_running_loop()
         # Frames stop on hold or a dead peer: decide at the timeout anyway.
@@ -69,6 +78,7 @@ class CallAmd:
         self._unsubscribe()
 
     def _unsubscribe(self) -> None:
+        self._drop_words()
         if self._sub is not None:
             self._sub.close()
             self._sub = None
@@ -85,8 +95,20 @@ class CallAmd:
             loop = asyncio.get_running_loop()
             self._guard = loop.call_later(BEEP_GUARD_SECONDS, self.stop)
 
+    def _drop_words(self) -> None:
+        if self._words is not None and self._pool is not None:
+            self._pool.release(self._words)
+            self._words = None
+
+    def _on_words(self, text: str) -> None:
+        if self._words is not None and not self.decision.done():
+            self.heard = text
+            self._detector.add_transcript(text, self._ms)
+
     def _on_frame(self, frame: np.ndarray, _t: float) -> None:
         self._ms += 20
+        if self._words is not None:
+            self._words.feed(frame)
         try:
             events = self._detector.feed(frame, self._ms)
         except Exception:  # a detector bug must not take the call down
@@ -122,7 +144,9 @@ class CallAmd:
                     self._on_beep(dict(self.state))
 
     def _decide(self, fields: dict[str, Any]) -> None:
+        self._drop_words()  # words only matter until the decision (the beep is a tone)
         self.state.update(fields)
         self.session.record.amd = dict(self.state)
-        self.session.record_event("amd", **{k: v for k, v in self.state.items()})
+        extra = {"heard": self.heard} if self._pool is not None and self._pool.limit else {}
+        self.session.record_event("amd", **self.state, **extra)
         self.decision.set_result(dict(self.state))

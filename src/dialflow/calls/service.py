@@ -33,6 +33,7 @@ from ..telephony.call import Call, InboundCall, OutboundCall
 from ..telephony.endpoint import SipEndpoint
 from ..telephony.events import CallEnded, CallProgress, EndReason, HangupBy
 from .amd_run import CallAmd
+from .amd_words import AmdWordsPool
 from .limits import LimitExceeded, OrgLimiter
 from .options import AmdOptions, CallOptions
 from .persist import SessionWriter
@@ -111,8 +112,10 @@ class CallService:
         flow_runner: FlowRunner | None = None,
         enqueue_webhook: Callable[[WebhookDelivery], Any] | None = None,
         metrics: MetricsSink | None = None,
+        amd_words: AmdWordsPool | None = None,
     ) -> None:
         self.store = store
+        self.amd_words = amd_words
         self.endpoint = endpoint
         self.data_dir = data_dir
         self.flow_runner: FlowRunner = flow_runner or HangupFlowRunner()
@@ -374,7 +377,10 @@ class CallService:
         amd_run: CallAmd | None = None
         if amd is not None and call.leg is not None:
             amd_run = CallAmd(
-                session, amd, on_beep=lambda state: session.record_event("webhook.amd", **state)
+                session,
+                amd,
+                on_beep=lambda state: session.record_event("webhook.amd", **state),
+                words=self.amd_words,
             )
             amd_run.start(call.leg)
             session.record.amd = dict(amd_run.state)

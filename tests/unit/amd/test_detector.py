@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,8 @@ from dialflow.amd.detector import AmdDecision, AmdDetector, BeepDetected
 from dialflow.amd.features import FEATURE_NAMES
 from dialflow.amd.offline import read_wav, to_frames_8k
 from dialflow.amd.rules import AmdConfig, AmdResult
+from dialflow.rtp.g711 import ulaw_decode, ulaw_encode
+from dialflow.speech.tts import TtsEngine
 
 from .conftest import FIXTURES, babble, frames, quiet, tone
 
@@ -195,3 +199,15 @@ def test_quiet_tone_under_the_speaker_is_not_a_beep() -> None:
     assert decision(run(x, cfg)[1]).reason != "beep"
     loud_ok = AmdConfig(machine_confidence=1.0, human_confidence=1.0, beep_max_below_speech_db=60)
     assert decision(run(x, loud_ok)[1]).reason == "beep"
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed")
+@pytest.mark.parametrize("text", ["Hi, this is Sam.", "Yeah, hello?", "Hello, this is Chris."])
+async def test_a_person_on_a_line_with_silence_suppression_is_not_a_machine(text: str) -> None:
+    # Nothing at all between the words (VoIP silence suppression, noise suppression): the
+    # model once took a silent line for a recording and called such people machines.
+    speech = (await TtsEngine(cache_bytes=0).render(text)).astype(np.float64)
+    x = np.concatenate([np.zeros(2400), speech, np.zeros(8 * 8000)])
+    x = ulaw_decode(ulaw_encode(x.astype(np.int16)))
+    d = decision(run(x)[1])
+    assert d.result is AmdResult.HUMAN, d
