@@ -108,7 +108,11 @@ class CallAmd:
     def _on_frame(self, frame: np.ndarray, _t: float) -> None:
         self._ms += 20
         if self._words is not None:
-            self._words.feed(frame)
+            try:
+                self._words.feed(frame)
+            except Exception:  # the words are an extra: AMD goes on with the sound alone
+                log.exception("AMD transcript failed on %s", self.session.id)
+                self._drop_words()
         try:
             events = self._detector.feed(frame, self._ms)
         except Exception:  # a detector bug must not take the call down

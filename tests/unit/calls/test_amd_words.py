@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
@@ -31,7 +31,7 @@ async def feed(words: AmdWords, audio: np.ndarray) -> None:
             await asyncio.sleep(0)  # let the decoding tasks run, as the media clock would
 
 
-async def settle(texts: list[str], predicate, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def settle(texts: list[str], predicate: Callable[[str], bool], seconds: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + seconds
     while not (texts and predicate(texts[-1])):
         assert asyncio.get_running_loop().time() < deadline, texts
