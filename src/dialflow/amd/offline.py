@@ -1,9 +1,10 @@
 """``dialflow amd classify FILE.wav…``: the live detector run over recordings.
 
-Each file is read (PCM WAV, 8/16/24/32-bit, any rate, channels mixed down), resampled to
-8 kHz, cut into 20 ms frames and fed to :class:`~dialflow.amd.detector.AmdDetector` with
-the same settings as a call (``--timeout-ms`` as ``amd.timeoutMs``). At the end of the
-file it decides with the evidence it has, as the timeout would. One JSON line per file:
+Each file is read (WAV: integer PCM, float, or G.711 µ-law/A-law; any rate, channels mixed
+down), resampled to 8 kHz, cut into 20 ms frames and fed to
+:class:`~dialflow.amd.detector.AmdDetector` with the same settings as a call
+(``--timeout-ms`` as ``amd.timeoutMs``). At the end of the file it decides with the
+evidence it has, as the timeout would. One JSON line per file:
 ``{"file", "result", "decisionMs", "beep", "beepMs", "reason", "confidence"}``.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,40 +24,24 @@ from dialflow.amd.classifier import TreeModel
 from dialflow.amd.detector import AmdDecision, AmdDetector, BeepDetected
 from dialflow.amd.rules import AmdConfig
 from dialflow.dsp.resample import resample
+from dialflow.media.sources import decode_wav
 
 RATE = 8000
 FRAME = 160
 
 
 class AudioFileError(ValueError):
-    """The file is not a PCM WAV we can read."""
+    """The file is not a WAV file we can read."""
 
 
 def read_wav(path: str | Path) -> tuple[npt.NDArray[np.float64], int]:
-    """Read a PCM WAV as mono float samples in [-1, 1) and its sample rate."""
+    """Read a WAV file (see :func:`dialflow.media.sources.decode_wav` for the formats) as
+    mono float samples in [-1, 1) and its sample rate."""
     try:
-        with wave.open(str(path), "rb") as w:
-            rate = w.getframerate()
-            ch = w.getnchannels()
-            width = w.getsampwidth()
-            raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as exc:
-        raise AudioFileError(f"{path}: not a PCM WAV file ({exc})") from exc
-    if width == 1:
-        x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
-    elif width == 2:
-        x = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
-    elif width == 3:
-        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        x = np.where(v >= 1 << 23, v - (1 << 24), v).astype(np.float64) / float(1 << 23)
-    elif width == 4:
-        x = np.frombuffer(raw, dtype="<i4").astype(np.float64) / float(1 << 31)
-    else:
-        raise AudioFileError(f"{path}: unsupported sample width {width}")
-    if ch > 1:
-        x = x[: len(x) // ch * ch].reshape(-1, ch).mean(axis=1)
-    return x, rate
+        audio = decode_wav(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise AudioFileError(f"{path}: {exc}") from exc
+    return audio.signal, audio.rate
 
 
 def to_frames_8k(x: npt.NDArray[np.float64], rate: int) -> npt.NDArray[np.int16]:

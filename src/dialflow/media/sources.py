@@ -17,6 +17,7 @@ import os
 import struct
 import wave
 from collections import deque
+from dataclasses import dataclass
 from typing import BinaryIO, Final, Protocol, runtime_checkable
 
 import numpy as np
@@ -35,7 +36,9 @@ __all__ = [
     "RawPcm",
     "Silence",
     "ToneSource",
+    "WavAudio",
     "WavFile",
+    "decode_wav",
     "fit_frame",
     "resample_to_8k",
 ]
@@ -349,11 +352,8 @@ class InbandDtmf(RawPcm):
 class WavFile(RawPcm):
     """A WAV file, decoded and converted to 8 kHz mono int16 at construction.
 
-    Accepts 8-bit (unsigned), 16-, 24- and 32-bit integer PCM and 32/64-bit float,
-    any channel count (averaged to mono) and any sample rate (resampled with a
-    polyphase anti-aliasing filter). Reads through the stdlib ``wave`` module; files
-    that Python 3.11's ``wave`` refuses (WAVE_FORMAT_EXTENSIBLE, float) go through a
-    small RIFF reader here.
+    Accepts what :func:`decode_wav` reads (integer PCM, float, G.711 µ-law/A-law, any
+    channel count and rate), resampled with a polyphase anti-aliasing filter.
     """
 
     __slots__ = ("channels", "source_rate", "source_width")
@@ -364,21 +364,45 @@ class WavFile(RawPcm):
                 raw = fh.read()
         else:
             raw = file.read()
-        try:
-            with wave.open(io.BytesIO(raw), "rb") as w:
-                channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-                frames = w.readframes(w.getnframes())
-            is_float = False
-        except (wave.Error, EOFError) as exc:
-            channels, width, rate, is_float, frames = _read_riff(raw, exc)
-        self.channels = channels
-        self.source_rate = rate
-        self.source_width = width
-        signal = _to_float(frames, width, channels, is_float)
-        if rate != SAMPLE_RATE:
-            super().__init__(resample_to_8k(signal, rate))
+        audio = decode_wav(raw)
+        self.channels = audio.channels
+        self.source_rate = audio.rate
+        self.source_width = audio.width
+        if audio.rate != SAMPLE_RATE:
+            super().__init__(resample_to_8k(audio.signal, audio.rate))
         else:
-            super().__init__(_float_to_int16(signal))
+            super().__init__(_float_to_int16(audio.signal))
+
+
+@dataclass(slots=True, frozen=True)
+class WavAudio:
+    """A decoded WAV file: mono float64 samples in [-1, 1] and what the file said."""
+
+    signal: npt.NDArray[np.float64]
+    rate: int
+    channels: int
+    width: int
+    """Bytes per sample in the file (1 for 8-bit PCM and for G.711)."""
+
+
+def decode_wav(raw: bytes) -> WavAudio:
+    """Decode a whole WAV file; channels are averaged to mono.
+
+    Integer PCM of 8 (unsigned), 16, 24 and 32 bits, 32/64-bit float, and G.711 µ-law and
+    A-law (format tags 7 and 6: how many PBXes and carriers store call recordings), plain or
+    WAVE_FORMAT_EXTENSIBLE. Raises ValueError for anything else. The stdlib ``wave`` module
+    reads only plain integer PCM, so the rest goes through a small RIFF reader here.
+    """
+    try:
+        with wave.open(io.BytesIO(raw), "rb") as w:
+            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            frames = w.readframes(w.getnframes())
+        tag = _WAVE_FORMAT_PCM
+    except (wave.Error, EOFError) as exc:
+        tag, channels, width, rate, frames = _read_riff(raw, exc)
+    if rate <= 0:
+        raise ValueError(f"WAV sample rate {rate} is not a rate")
+    return WavAudio(_to_float(frames, width, channels, tag), rate, channels, width)
 
 
 def resample_to_8k(signal: npt.NDArray[np.floating], rate: int) -> Samples:
@@ -398,17 +422,30 @@ def _float_to_int16(signal: npt.NDArray[np.floating]) -> Samples:
     return np.clip(np.round(signal * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def _to_float(frames: bytes, width: int, channels: int, is_float: bool) -> npt.NDArray[np.float64]:
+def _to_float(frames: bytes, width: int, channels: int, tag: int) -> npt.NDArray[np.float64]:
     """Decode interleaved little-endian samples to a mono float64 signal in [-1, 1]."""
-    if is_float:
+    if tag in (_WAVE_FORMAT_MULAW, _WAVE_FORMAT_ALAW):
+        from dialflow.rtp.g711 import alaw_decode, ulaw_decode
+
+        if width != 1:
+            raise ValueError(f"G.711 WAV with {width}-byte samples")
+        codes = np.frombuffer(frames, dtype=np.uint8)
+        pcm = ulaw_decode(codes) if tag == _WAVE_FORMAT_MULAW else alaw_decode(codes)
+        data = pcm.astype(np.float64) / 32768.0
+    elif tag == _WAVE_FORMAT_IEEE_FLOAT:
         if width not in (4, 8):
             raise ValueError(f"unsupported float WAV sample width {width}")
-        data = np.frombuffer(frames, dtype="<f4" if width == 4 else "<f8").astype(np.float64)
+        data = np.frombuffer(
+            frames[: len(frames) // width * width], dtype="<f4" if width == 4 else "<f8"
+        ).astype(np.float64)
+    elif tag != _WAVE_FORMAT_PCM:
+        raise ValueError(f"unsupported WAV format tag {tag}")
     elif width == 1:
         # WAV 8-bit PCM is unsigned, centred on 128.
         data = (np.frombuffer(frames, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
     elif width == 2:
-        data = np.frombuffer(frames, dtype="<i2").astype(np.float64) / 32768.0
+        data = np.frombuffer(frames[: len(frames) // 2 * 2], dtype="<i2").astype(np.float64)
+        data /= 32768.0
     elif width == 3:
         b = np.frombuffer(frames[: len(frames) // 3 * 3], dtype=np.uint8).reshape(-1, 3)
         v = (
@@ -419,7 +456,8 @@ def _to_float(frames: bytes, width: int, channels: int, is_float: bool) -> npt.N
         v = np.where(v >= 1 << 23, v - (1 << 24), v)  # sign-extend 24 bits
         data = v.astype(np.float64) / float(1 << 23)
     elif width == 4:
-        data = np.frombuffer(frames, dtype="<i4").astype(np.float64) / float(1 << 31)
+        data = np.frombuffer(frames[: len(frames) // 4 * 4], dtype="<i4").astype(np.float64)
+        data /= float(1 << 31)
     else:
         raise ValueError(f"unsupported WAV sample width {width}")
     if channels > 1:
@@ -429,18 +467,27 @@ def _to_float(frames: bytes, width: int, channels: int, is_float: bool) -> npt.N
 
 _WAVE_FORMAT_PCM: Final = 1
 _WAVE_FORMAT_IEEE_FLOAT: Final = 3
+_WAVE_FORMAT_ALAW: Final = 6
+_WAVE_FORMAT_MULAW: Final = 7
 _WAVE_FORMAT_EXTENSIBLE: Final = 0xFFFE
+_KNOWN_TAGS: Final = (
+    _WAVE_FORMAT_PCM,
+    _WAVE_FORMAT_IEEE_FLOAT,
+    _WAVE_FORMAT_ALAW,
+    _WAVE_FORMAT_MULAW,
+)
 
 
-def _read_riff(raw: bytes, cause: Exception) -> tuple[int, int, int, bool, bytes]:
-    """Minimal RIFF/WAVE reader: (channels, sample width, rate, is_float, frames)."""
+def _read_riff(raw: bytes, cause: Exception) -> tuple[int, int, int, int, bytes]:
+    """Minimal RIFF/WAVE reader: (format tag, channels, sample width, rate, frames)."""
     if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
         raise ValueError(f"not a WAV file: {cause}") from cause
     pos = 12
     fmt: tuple[int, int, int, int] | None = None
     while pos + 8 <= len(raw):
         cid, size = raw[pos : pos + 4], struct.unpack_from("<I", raw, pos + 4)[0]
-        body = raw[pos + 8 : pos + 8 + size]
+        # A streamed file may leave the data size at 0 or 0xFFFFFFFF: what is there counts.
+        body = raw[pos + 8 : pos + 8 + size] if size or cid != b"data" else raw[pos + 8 :]
         if cid == b"fmt ":
             if len(body) < 16:
                 raise ValueError("WAV fmt chunk too short")
@@ -452,8 +499,8 @@ def _read_riff(raw: bytes, cause: Exception) -> tuple[int, int, int, bool, bytes
             if fmt is None:
                 raise ValueError("WAV data chunk before fmt chunk")
             tag, channels, rate, bits = fmt
-            if tag not in (_WAVE_FORMAT_PCM, _WAVE_FORMAT_IEEE_FLOAT) or channels < 1:
+            if tag not in _KNOWN_TAGS or channels < 1:
                 raise ValueError(f"unsupported WAV format tag {tag}") from cause
-            return channels, (bits + 7) // 8, rate, tag == _WAVE_FORMAT_IEEE_FLOAT, body
+            return tag, channels, (bits + 7) // 8, rate, body
         pos += 8 + size + (size & 1)  # chunks are word-aligned
     raise ValueError("WAV file has no data chunk") from cause

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import wave
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from dialflow.amd.offline import classify_file, main, read_wav
 from dialflow.dsp.resample import resample
+from dialflow.rtp.g711 import ulaw_encode
 
 from .conftest import FIXTURES
 
@@ -57,3 +59,18 @@ def test_bad_file_is_reported_not_raised(
     bad.write_bytes(b"not a wav")
     assert main([str(bad)]) == 1
     assert "error" in json.loads(capsys.readouterr().out)
+
+
+def test_mulaw_wav_recording_gives_the_same_answer(tmp_path: Path) -> None:
+    # Call recordings are often stored as G.711 µ-law WAV (format tag 7).
+    x, rate = read_wav(FIXTURES / "human.wav")
+    codes = ulaw_encode(np.clip(np.round(x * 32768), -32768, 32767).astype(np.int16))
+    fmt = struct.pack("<HHIIHHH", 7, 1, rate, rate, 1, 8, 0)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"data" + struct.pack("<I", codes.size) + codes.tobytes()
+    p = tmp_path / "human-ulaw.wav"
+    p.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+    a = classify_file(FIXTURES / "human.wav").decision
+    b = classify_file(p).decision
+    assert (a.result, b.result) == ("human", "human")
+    assert abs(a.decision_ms - b.decision_ms) <= 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from dialflow.media.sources import (
     Silence,
     ToneSource,
     WavFile,
+    decode_wav,
 )
+from dialflow.rtp.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
 
 def drain(source: AudioSource, n: int = 160) -> np.ndarray:
@@ -179,3 +182,27 @@ def test_not_a_wav() -> None:
     fmt = struct.pack("<HHIIHH", 2, 1, 8000, 4000, 1, 4)  # ADPCM: refused
     with pytest.raises(ValueError):
         WavFile(io.BytesIO(_riff(fmt, b"\x00" * 10)))
+
+
+@pytest.mark.parametrize(("tag", "encode"), [(7, ulaw_encode), (6, alaw_encode)])
+def test_wav_g711_mulaw_and_alaw(tag: int, encode: Callable[[np.ndarray], np.ndarray]) -> None:
+    # How PBXes and carriers often store call recordings: 8-bit G.711 codes, tag 7 / 6.
+    pcm = (np.sin(2 * np.pi * 1000 * np.arange(800) / 8000) * 12000).astype(np.int16)
+    codes = encode(pcm)
+    fmt = struct.pack("<HHIIHHH", tag, 1, 8000, 8000, 1, 8, 0)
+    src = WavFile(io.BytesIO(_riff(fmt, codes.tobytes())))
+    out = drain(src)
+    assert (src.channels, src.source_rate, src.source_width) == (1, 8000, 1)
+    decoded = ulaw_decode(codes) if tag == 7 else alaw_decode(codes)
+    assert np.array_equal(out, decoded)  # exactly the codec's values
+    assert abs(dominant_hz(out) - 1000) < 3
+
+
+def test_wav_streamed_data_size_and_odd_tail() -> None:
+    # A recorder that never went back to fill in the sizes (0), and a truncated last sample.
+    samples = np.array([100, -200, 300], dtype="<i2")
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    raw = b"RIFF\x00\x00\x00\x00WAVEfmt " + struct.pack("<I", len(fmt)) + fmt
+    raw += b"data\x00\x00\x00\x00" + samples.tobytes() + b"\x07"
+    audio = decode_wav(raw)
+    assert (audio.signal * 32768).round().astype(int).tolist() == [100, -200, 300]
