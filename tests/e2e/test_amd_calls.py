@@ -160,7 +160,7 @@ async def test_amd_hears_keywords_with_transcripts_on(
         )
         decided = [e for e in r.json()["data"] if e["type"] == "amd"]
         # Words reached the detector before it decided. Which evidence decides may vary with
-        # load; in my runs the keywords did, at ~3.4 s, the sound alone at 5 s.
+        # load; measured here, the keywords did at ~3.4 s (the sound alone: 5 s).
         assert len(decided) == 1 and decided[0]["heard"], decided
     finally:
         await stop_server(server)
