@@ -68,6 +68,9 @@ class ToneSegment:
     """Loudest in-band level of the segment."""
     pre_db: float = -100.0
     """In-band level 60–160 ms before the segment started (a beep rises out of quiet)."""
+    levels: list[float] = field(default_factory=list)
+    """In-band level of each tonal frame, in order (a beep holds its level; a struck or
+    plucked note decays)."""
 
     pulse: bool = False
     """Shorter than :attr:`ToneConfig.min_frames`: not a tone on its own, maybe one pulse
@@ -127,6 +130,7 @@ class ToneTracker:
                 cur.end_ms = now_ms
                 cur.frames += 1
                 cur.level_db = max(cur.level_db, spec.band_db)
+                cur.levels.append(spec.band_db)
                 self._sum_hz += spec.peak_hz
                 cur.freq_hz = self._sum_hz / cur.frames
                 self._gap = 0
@@ -138,7 +142,7 @@ class ToneTracker:
             self.current = None
         if tonal:
             self.current = ToneSegment(
-                now_ms - FRAME_MS, now_ms, spec.peak_hz, 1, spec.band_db, pre
+                now_ms - FRAME_MS, now_ms, spec.peak_hz, 1, spec.band_db, pre, [spec.band_db]
             )
             self._sum_hz = spec.peak_hz
             self._gap = 0
@@ -394,6 +398,11 @@ class BeepConfig:
     min_rise_db: float = 12.0
     """The first tone must be this much louder than the 60–160 ms before it: a beep comes
     out of the pause after the greeting, a note in music or a sung vowel does not."""
+    max_decay_db: float = 6.0
+    """Largest level swing inside a tone (its first and last frames, which the analysis
+    window only partly covers, left out): a beep is generated at one amplitude, while a
+    plucked or struck note in a music intro decays 10–20 dB over its length and was taken
+    for the beep seconds before the real one."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -498,6 +507,10 @@ class BeepGrouper:
         total = sum(s.duration_ms for s in group)
         if total < cfg.min_total_ms or group[-1].end_ms - group[0].start_ms > cfg.max_total_ms:
             return False
+        for seg in group:
+            inner = seg.levels[1:-1]
+            if len(inner) >= 2 and max(inner) - min(inner) > cfg.max_decay_db:
+                return False
         if any(s.pulse for s in group):
             # Pulses shorter than a tone only count as the repeats of a multi-beep: at least
             # two, all at one frequency. A vowel can be that pure for 60 ms, but not twice

@@ -156,3 +156,13 @@ def test_multi_beep_of_short_pulses_is_found_but_one_short_pulse_is_not() -> Non
         [silence(800), tone(600, 70), silence(90), tone(900, 70), silence(600, seed=8)]
     )
     assert _beeps(x) == []
+
+
+def test_a_decaying_note_is_not_a_beep_but_a_steady_tone_is() -> None:
+    # A plucked note in a music intro: pure and steady in pitch, but 20 dB down in 400 ms.
+    t = np.arange(int(RATE * 0.4)) / RATE
+    note = 12000 * np.sin(2 * np.pi * 800 * t) * 10 ** (-20 * t / 0.4 / 20)
+    assert _beeps(np.concatenate([silence(800), note, silence(600, seed=9)])) == []
+    steady = 12000 * np.sin(2 * np.pi * 800 * t)
+    beeps = _beeps(np.concatenate([silence(800), steady, silence(600)]))
+    assert [b.tones for b in beeps] == [1]
