@@ -16,20 +16,24 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generate import gate_silence
+
 
 def gate(x: np.ndarray, below_db: float) -> np.ndarray:
-    y = x.astype(np.float64)
-    n = y.size // 160 * 160
-    frames = y[:n].reshape(-1, 160)
-    level = 10 * np.log10((frames**2).mean(axis=1) + 1e-9)
-    frames[level < np.percentile(level, 95) - below_db] = 0.0
-    y[:n] = frames.ravel()
-    return y
+    """``generate.gate_silence`` (the training data's silence suppression), with the clip's
+    loud frames (95th percentile of frame levels) as the speech level."""
+    n = x.size // 160 * 160
+    frames = x[:n].astype(np.float64).reshape(-1, 160)
+    loud = np.percentile(10 * np.log10((frames**2).mean(axis=1) + 1e-9), 95)
+    return gate_silence(x.astype(np.float64), float(loud), below_db)
 
 
 def main(argv: list[str] | None = None) -> int:

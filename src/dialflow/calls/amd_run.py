@@ -51,8 +51,9 @@ class CallAmd:
         self._on_beep = on_beep
         self._pool = words
         self._words: AmdWords | None = None
-        self.heard: str = ""
-        """What the recognizer heard before the decision (empty without words)."""
+        self.heard: str | None = None
+        """What the recognizer heard before the decision; None when this call had no
+        transcript (off, or over the cap)."""
         self.state: dict[str, Any] = {
             "result": None,
             "decisionMs": None,
@@ -66,6 +67,8 @@ class CallAmd:
     def start(self, leg: Any) -> None:
         if self._pool is not None:
             self._words = self._pool.open(self._on_words)
+            if self._words is not None:
+                self.heard = ""
         self._sub = leg.on_frame(self._on_frame)
         loop = asyncio.get_running_loop()
         # Frames stop on hold or a dead peer: decide at the timeout anyway.
@@ -151,6 +154,6 @@ class CallAmd:
         self._drop_words()  # words only matter until the decision (the beep is a tone)
         self.state.update(fields)
         self.session.record.amd = dict(self.state)
-        extra = {"heard": self.heard} if self._pool is not None and self._pool.limit else {}
+        extra = {"heard": self.heard} if self.heard is not None else {}
         self.session.record_event("amd", **self.state, **extra)
         self.decision.set_result(dict(self.state))

@@ -189,17 +189,9 @@ class JitterBuffer:
         span = self._highest - nxt + 1
         if 0 < span <= self.target_depth + 1 and not self._waiting:
             # Steady state, every tick of a flowing call: playing, within the target
-            # depth (nothing to skip). The same steps as the general path below.
+            # depth (nothing to skip or wait for).
             self._surplus_ticks = 0
-            self._next = nxt + 1
-            payload = self._buf.pop(nxt, None)
-            if payload is None:
-                self.stats.lost += 1
-                self._history = (self._history << 1) & _HISTORY_MASK
-                return None
-            self._history = ((self._history << 1) | 1) & _HISTORY_MASK
-            self.stats.played += 1
-            return payload or None
+            return self._play(nxt)
         if self._waiting:
             if span <= 0:
                 return None
@@ -224,7 +216,10 @@ class JitterBuffer:
                 nxt = self._skip(nxt, 1)
         else:
             self._surplus_ticks = 0
+        return self._play(nxt)
 
+    def _play(self, nxt: int) -> bytes | None:
+        """Take frame ``nxt`` (None if it never came) and move on to the next one."""
         self._next = nxt + 1
         payload = self._buf.pop(nxt, None)
         if payload is None:
@@ -233,7 +228,7 @@ class JitterBuffer:
             return None
         self._history = ((self._history << 1) | 1) & _HISTORY_MASK
         self.stats.played += 1
-        return payload if payload else None
+        return payload or None
 
     def reset(self) -> None:
         """Drop everything; the next packet starts a new stream."""

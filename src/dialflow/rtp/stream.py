@@ -91,21 +91,9 @@ class RtpSender:
 
     def audio_packet(self, payload: bytes) -> bytes:
         """The next audio packet carrying ``payload`` (one frame); advances seq and timestamp."""
-        marker = self._marker
-        header = _pack(
-            0x80,
-            (0x80 | self.payload_type) if marker else self.payload_type,
-            self._seq,
-            self._ts,
-            self.ssrc,
-        )
-        if marker:
-            self._marker = False
-        self._seq = (self._seq + 1) & 0xFFFF
-        self._ts = (self._ts + self.samples_per_frame) & 0xFFFFFFFF
-        self.packets_sent += 1
-        self.octets_sent += len(payload)
-        return header + payload
+        header = bytearray(HEADER_SIZE)
+        self._write_header(header, len(payload))
+        return bytes(header) + payload
 
     def write_audio_header(self, packet: bytearray | memoryview) -> None:
         """Write the next audio header into ``packet[:12]``, whose payload follows it.
@@ -114,9 +102,13 @@ class RtpSender:
         clock encodes a whole batch of payloads into one buffer and each leg only
         writes its header in front of its own (no allocation per packet).
         """
+        self._write_header(packet, len(packet) - HEADER_SIZE)
+
+    def _write_header(self, buf: bytearray | memoryview, payload_len: int) -> None:
+        """Write the next header at ``buf[0:12]`` and advance (marker once, seq, ts, counts)."""
         marker = self._marker
         _pack_into(
-            packet,
+            buf,
             0,
             0x80,
             (0x80 | self.payload_type) if marker else self.payload_type,
@@ -129,7 +121,7 @@ class RtpSender:
         self._seq = (self._seq + 1) & 0xFFFF
         self._ts = (self._ts + self.samples_per_frame) & 0xFFFFFFFF
         self.packets_sent += 1
-        self.octets_sent += len(packet) - HEADER_SIZE
+        self.octets_sent += payload_len
 
     def skip(self, frames: int = 1) -> None:
         """Let ``frames`` ticks pass without sending (hold, clock catch-up).
