@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,14 @@ def _count(name: str) -> int:
     return n
 
 
+def default_node_id(data_dir: Path) -> str:
+    """``<hostname>-<8 hex of the data dir's absolute path>``: the same after a restart
+    (a node recovers its own calls), different for two servers on one host."""
+    path = str(Path(data_dir).expanduser().resolve())
+    digest = hashlib.sha256(path.encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}-{digest}"
+
+
 @dataclass(slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -43,6 +53,9 @@ class Settings:
     webhook_retry_base: float = 2.0
     database_url: str | None = None
     redis_url: str | None = None
+    node_id: str = ""
+    """This server among several sharing a database/Redis (``DIALFLOW_NODE_ID``; default
+    :func:`default_node_id`). Calls are owned by the node that runs them."""
     metrics_enabled: bool = True
     max_body_bytes: int = 1024 * 1024
     amd_transcripts: int = 0
@@ -57,6 +70,7 @@ class Settings:
             webhook_retry_base=float(os.environ.get("DIALFLOW_WEBHOOK_RETRY_BASE", "2")),
             database_url=os.environ.get("DIALFLOW_DATABASE_URL") or None,
             redis_url=os.environ.get("DIALFLOW_REDIS_URL") or None,
+            node_id=os.environ.get("DIALFLOW_NODE_ID", "").strip(),
             metrics_enabled=_flag("DIALFLOW_METRICS", True),
             amd_transcripts=_count("DIALFLOW_AMD_TRANSCRIPTS"),
         )
@@ -64,6 +78,8 @@ class Settings:
             if value is not None:
                 setattr(settings, key, value)
         settings.data_dir = Path(settings.data_dir)
+        if not settings.node_id:
+            settings.node_id = default_node_id(settings.data_dir)
         if not settings.admin_token:
             # API.md: if unset, one is generated and printed once at start.
             settings.admin_token = "adm_" + secrets.token_urlsafe(24)

@@ -18,6 +18,7 @@ from dialflow.api.app import create_app
 from dialflow.config import Settings
 
 from ..interop.peers import find_free_udp_port
+from ..pg_server import drop_database, new_database, postgres_server  # noqa: F401
 
 ADMIN = "test-admin-token"
 
@@ -202,3 +203,11 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield r
     finally:
         await r.close()
+
+
+@pytest.fixture
+async def shared_database_url(postgres_server: str) -> AsyncIterator[str]:  # noqa: F811
+    """One PostgreSQL database for several servers in a test (dropped after it)."""
+    url = await new_database(postgres_server)
+    yield url
+    await drop_database(url)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,12 +17,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..calls.amd_words import AmdWordsPool
 from ..calls.service import CallService, FlowRunner
-from ..config import Settings
+from ..config import Settings, default_node_id
 from ..store.base import Store
 from ..telephony.call import InboundCall
 from ..telephony.endpoint import EndpointConfig, SipEndpoint
 from .errors import error_response, install_error_handlers
 from .metrics import CONTENT_TYPE, Metrics
+
+if TYPE_CHECKING:
+    from ..cluster.node import ClusterNode
 
 log = logging.getLogger("dialflow.api")
 
@@ -36,6 +39,8 @@ class AppState:
     metrics: Metrics
     dispatcher: Any = None
     idempotency_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    cluster: ClusterNode | None = None
+    """Set when ``DIALFLOW_REDIS_URL`` makes this server one node of several."""
 
 
 class BodyLimit:
@@ -224,11 +229,20 @@ async def _start(
         enqueue_webhook=dispatcher.enqueue,
         metrics=metrics,
         amd_words=_amd_words(settings, flow_runner),
+        node_id=settings.node_id or default_node_id(settings.data_dir),
     )
     state = AppState(settings, store, endpoint, service, metrics, dispatcher)
     holder["state"] = state
     await endpoint.start()
     await service.start()
+    if settings.redis_url:
+        from ..cluster.node import join
+
+        try:
+            state.cluster = await join(settings.redis_url, service.node_id, store, service)
+        except BaseException:
+            await _stop(state)
+            raise
     if service.amd_words is not None:
         await service.amd_words.start()
     await dispatcher.start()
@@ -268,6 +282,8 @@ def _default_flow_runner(settings: Settings) -> FlowRunner:
 
 async def _stop(state: AppState) -> None:
     await state.service.stop()
+    if state.cluster is not None:
+        await state.cluster.leave()
     close = getattr(state.service.flow_runner, "aclose", None)
     if close is not None:
         await close()

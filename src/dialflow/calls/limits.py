@@ -1,16 +1,41 @@
-"""Per-organization concurrency and calls-per-second limits (429 with Retry-After)."""
+"""Per-organization concurrency and calls-per-second limits (429 with Retry-After).
+
+:class:`OrgLimiter` is the embedded one (this process's calls); with
+``DIALFLOW_REDIS_URL`` the service uses :class:`dialflow.cluster.limits.RedisOrgLimiter`,
+which counts every node's calls. Both follow :class:`Limiter`.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 class LimitExceeded(Exception):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class LimitsUnavailable(Exception):
+    """The shared limits cannot be checked (Redis unreachable): refuse rather than guess."""
+
+
+class Limiter(Protocol):
+    async def acquire(
+        self, org_id: str, session_id: str, max_concurrent: int, calls_per_second: float
+    ) -> None:
+        """Take a slot for a new outbound call or raise :class:`LimitExceeded`."""
+
+    async def admit_inbound(self, org_id: str, session_id: str, max_concurrent: int) -> bool:
+        """Take a slot for an inbound call (concurrency only); False when full."""
+
+    def release(self, org_id: str, session_id: str) -> None:
+        """Give the call's slot back (never raises)."""
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -31,7 +56,9 @@ class OrgLimiter:
     _active: dict[str, int] = field(default_factory=dict)
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
 
-    def acquire(self, org_id: str, max_concurrent: int, calls_per_second: float) -> None:
+    async def acquire(
+        self, org_id: str, session_id: str, max_concurrent: int, calls_per_second: float
+    ) -> None:
         """Take a slot for a new call or raise :class:`LimitExceeded`."""
         now = time.monotonic()
         if self._active.get(org_id, 0) >= max_concurrent:
@@ -52,14 +79,14 @@ class OrgLimiter:
         bucket.tokens -= 1.0
         self._active[org_id] = self._active.get(org_id, 0) + 1
 
-    def admit_inbound(self, org_id: str, max_concurrent: int) -> bool:
+    async def admit_inbound(self, org_id: str, session_id: str, max_concurrent: int) -> bool:
         """Inbound calls count against concurrency (not CPS: we don't choose their rate)."""
         if self._active.get(org_id, 0) >= max_concurrent:
             return False
         self._active[org_id] = self._active.get(org_id, 0) + 1
         return True
 
-    def release(self, org_id: str) -> None:
+    def release(self, org_id: str, session_id: str) -> None:
         count = self._active.get(org_id, 0) - 1
         if count > 0:
             self._active[org_id] = count
@@ -68,3 +95,6 @@ class OrgLimiter:
 
     def active(self, org_id: str) -> int:
         return self._active.get(org_id, 0)
+
+    async def aclose(self) -> None:
+        return None

@@ -34,7 +34,7 @@ from ..telephony.endpoint import SipEndpoint
 from ..telephony.events import CallEnded, CallProgress, EndReason, HangupBy
 from .amd_run import CallAmd
 from .amd_words import AmdWordsPool
-from .limits import LimitExceeded, OrgLimiter
+from .limits import Limiter, LimitExceeded, LimitsUnavailable, OrgLimiter
 from .options import AmdOptions, CallOptions
 from .persist import SessionWriter
 from .policy import Destination, check_destination, parse_destination
@@ -113,14 +113,16 @@ class CallService:
         enqueue_webhook: Callable[[WebhookDelivery], Any] | None = None,
         metrics: MetricsSink | None = None,
         amd_words: AmdWordsPool | None = None,
+        node_id: str = "",
     ) -> None:
         self.store = store
+        self.node_id = node_id
         self.amd_words = amd_words
         self.endpoint = endpoint
         self.data_dir = data_dir
         self.flow_runner: FlowRunner = flow_runner or HangupFlowRunner()
         self.metrics = metrics
-        self.limiter = OrgLimiter()
+        self.limiter: Limiter = OrgLimiter()
         self.writer = SessionWriter(store, enqueue_webhook)
         self._live: dict[str, CallSession] = {}
         # Ended sessions whose last rows are still being written: reads come from here.
@@ -132,9 +134,17 @@ class CallService:
     # -- life cycle
 
     async def start(self) -> list[str]:
-        """Recover from a crash (live calls → failed) and start the writer."""
+        """Recover from a crash (this node's live calls → failed) and start the writer."""
         self.writer.start()
-        failed = await self.store.fail_live_calls(utcnow())
+        failed = await self.recover(self.node_id)
+        if failed:
+            log.warning("%d calls were live when the server stopped: marked failed", len(failed))
+        return failed
+
+    async def recover(self, node_id: str) -> list[str]:
+        """Mark the live calls of a stopped node failed (this one at start, or a dead
+        peer's) and send each its terminal webhook; returns their session ids."""
+        failed = await self.store.fail_live_calls(utcnow(), node_id)
         for session_id in failed:
             record = await self.store.get_call(None, session_id)
             if record is None or not record.webhook_url or not self._webhooks_enabled:
@@ -142,8 +152,6 @@ class CallService:
             # Every session ends with exactly one terminal webhook, even across a crash.
             kind = "completed" if record.answered_at is not None else "failed"
             self.writer.webhook(self._delivery(record, kind, seq=10_000))
-        if failed:
-            log.warning("%d calls were live when the server stopped: marked failed", len(failed))
         return failed
 
     async def stop(self) -> None:
@@ -221,10 +229,13 @@ class CallService:
         anything is stored.
         """
         destination, route = await self.resolve_destination(org, options)
-        self.limiter.acquire(org.id, org.max_concurrent_calls, org.calls_per_second)
+        session_id = new_session_id()
+        await self.limiter.acquire(
+            org.id, session_id, org.max_concurrent_calls, org.calls_per_second
+        )
         try:
             record = CallRecord(
-                session_id=new_session_id(),
+                session_id=session_id,
                 org_id=org.id,
                 flow_id=flow.flow_id,
                 flow_version=flow.version,
@@ -238,10 +249,11 @@ class CallService:
                 webhook_url=options.webhook_url,
                 idempotency_key=idempotency_key,
                 flow={"outcome": None, "path": [], "variables": {}, "assertions": []},
+                node_id=self.node_id or None,
             )
             await self.store.insert_call(record)
         except BaseException:
-            self.limiter.release(org.id)
+            self.limiter.release(org.id, session_id)
             raise
         session = self._open_session(record, org)
         session.record_event("status", status="queued")
@@ -524,7 +536,7 @@ class CallService:
             self._ending[session.id] = session
             self.writer.when_written(lambda: self._forget(session.id))
         self._calls.pop(session.id, None)
-        self.limiter.release(org_id)
+        self.limiter.release(org_id, session.id)
         if self.metrics is not None:
             self.metrics.active_calls(len(self._live))
 
@@ -554,11 +566,20 @@ class CallService:
 
     async def handle_inbound(self, call: InboundCall, org: Organization, flow: FlowVersion) -> None:
         """Answer an INVITE to one of the organization's numbers and run its flow."""
-        if not self.limiter.admit_inbound(org.id, org.max_concurrent_calls):
+        session_id = new_session_id()
+        try:
+            admitted = await self.limiter.admit_inbound(
+                org.id, session_id, org.max_concurrent_calls
+            )
+        except LimitsUnavailable:
+            log.warning("inbound call refused: the shared limits are unavailable")
+            await call.reject(503, "Service Unavailable")
+            return
+        if not admitted:
             await call.reject(486, "Busy Here")
             return
         record = CallRecord(
-            session_id=new_session_id(),
+            session_id=session_id,
             org_id=org.id,
             flow_id=flow.flow_id,
             flow_version=flow.version,
@@ -570,11 +591,12 @@ class CallService:
             created_at=utcnow(),
             flow={"outcome": None, "path": [], "variables": {}, "assertions": []},
             sip={"callId": call.call_id},
+            node_id=self.node_id or None,
         )
         try:
             await self.store.insert_call(record)
         except BaseException:
-            self.limiter.release(org.id)
+            self.limiter.release(org.id, session_id)
             await call.reject(500)
             raise
         session = self._open_session(record, org)

@@ -143,8 +143,9 @@ class Store(Protocol):
     async def count_live_calls(self, org_id: str) -> int:
         """Calls of the organization that are not in a terminal status."""
 
-    async def fail_live_calls(self, now: datetime) -> list[str]:
-        """At start-up: every non-terminal call becomes failed, hangupBy system. Returns ids."""
+    async def fail_live_calls(self, now: datetime, node_id: str = "") -> list[str]:
+        """Node ``node_id``'s non-terminal calls (and those with no node) become failed,
+        hangupBy system. Returns ids."""
 
     # -- idempotency keys (24 h)
     async def get_idempotency(

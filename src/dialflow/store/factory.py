@@ -48,12 +48,12 @@ def make_store(database_url: str | None, data_dir: Path) -> Store:
         try:
             backend = make_url(database_url).get_backend_name()
         except ArgumentError as exc:
-            raise StoreError(f"invalid database URL {database_url!r}") from exc
-        if backend == "postgresql":
-            raise StoreError(
-                "PostgreSQL storage is not implemented yet (see docs/storage.md); "
-                "leave DIALFLOW_DATABASE_URL unset for SQLite"
-            )
+            # Not the URL itself: it may hold a password.
+            raise StoreError("invalid database URL (DIALFLOW_DATABASE_URL)") from exc
+        if backend in ("postgresql", "postgres"):
+            from .postgres import PostgresStore
+
+            return PostgresStore(database_url)
         if backend != "sqlite":
-            raise StoreError(f"unsupported database {backend!r}: use SQLite")
+            raise StoreError(f"unsupported database {backend!r}: use SQLite or PostgreSQL")
     return SqliteStore(sqlite_path(database_url, data_dir))

@@ -131,6 +131,9 @@ class CallRecord:
     error: dict[str, Any] | None = None
     recording_path: str | None = None
     idempotency_key: str | None = None
+    node_id: str | None = None
+    """The server running the call (several may share a database): only it, or the node
+    that reaps it after it died, may fail the call as abandoned. Not in the API."""
 
 
 @dataclass(slots=True)

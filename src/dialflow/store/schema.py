@@ -213,6 +213,7 @@ calls = Table(
     Column("error", NullableJSON, nullable=True),
     Column("recording_path", String(1024), nullable=True),
     Column("idempotency_key", String(256), nullable=True),
+    Column("node_id", String(128), nullable=True),
 )
 # list_calls: newest first within an organization, keyset on (created_at, session_id).
 Index("ix_calls_org_created", calls.c.org_id, calls.c.created_at, calls.c.session_id)

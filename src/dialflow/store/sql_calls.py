@@ -76,6 +76,7 @@ def _mutable_call_values(record: CallRecord) -> dict[str, Any]:
         "request": record.request,
         "webhook_url": record.webhook_url,
         "idempotency_key": record.idempotency_key,
+        "node_id": record.node_id,
         **_live_call_values(record),
     }
 
@@ -127,6 +128,7 @@ def _call(row: Row[Any]) -> CallRecord:
         error=row.error,
         recording_path=row.recording_path,
         idempotency_key=row.idempotency_key,
+        node_id=row.node_id,
     )
 
 
@@ -137,10 +139,14 @@ def _count(conn: Connection, org_id: str) -> int:
     return int(conn.execute(_COUNT_LIVE, {"b_org_id": org_id}).scalar_one())
 
 
-def _fail_live_calls(conn: Connection, now: datetime) -> list[str]:
+def _fail_live_calls(conn: Connection, now: datetime, node_id: str) -> list[str]:
     rows = conn.execute(
         select(calls.c.session_id, calls.c.answered_at)
-        .where(calls.c.status.in_(LIVE_STATUSES))
+        .where(
+            calls.c.status.in_(LIVE_STATUSES),
+            # Rows from before calls had an owner belong to whichever node recovers first.
+            or_(calls.c.node_id == node_id, calls.c.node_id.is_(None)),
+        )
         .order_by(calls.c.created_at, calls.c.session_id)
     ).all()
     if rows:
@@ -290,15 +296,17 @@ class CallsMixin(SqlBase):
         """Calls of the organization that are not in a terminal status."""
         return await self._run_read(_count, org_id)
 
-    async def fail_live_calls(self, now: datetime) -> list[str]:
-        """At start-up: every non-terminal call becomes failed, hangupBy system, ended
+    async def fail_live_calls(self, now: datetime, node_id: str = "") -> list[str]:
+        """At start-up (or when another node finds this one dead): every non-terminal
+        call of node ``node_id`` (and every one with no node) becomes failed, hangupBy
+        system, ended
         now, error system_restart; durationMs from answeredAt to now (0 if never
         answered), as a terminal transition computes it. Returns their ids, oldest first.
 
         Appending the matching "status" event and queueing the final webhook is the
         call service's job (it knows each log's next seq).
         """
-        return await self._run_write("live calls", _fail_live_calls, now)
+        return await self._run_write("live calls", _fail_live_calls, now, node_id)
 
     # -- idempotency keys --------------------------------------------------------------
     async def get_idempotency(

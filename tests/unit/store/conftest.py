@@ -4,6 +4,7 @@ once per session, so tests do not pay for the migration each time)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import shutil
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,9 @@ from typing import Any
 import pytest
 
 from dialflow.store import CallRecord, CallStatus, Organization, SqliteStore
+from dialflow.store.postgres import PostgresStore
+
+from ...pg_server import drop_database, new_database, postgres_server  # noqa: F401
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -31,7 +35,9 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         await store.open()
         await store.close()
 
-    asyncio.run(migrate())
+    # May be set up from inside a running test loop (the store fixture asks for it).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, migrate()).result()
     return path
 
 
@@ -42,16 +48,48 @@ def db_path(tmp_path: Path, template_db: Path) -> Path:
     return path
 
 
+async def _with_orgs(store: SqliteStore | PostgresStore) -> None:
+    await store.open()
+    await store.create_org(Organization("acme", "Acme"))
+    await store.create_org(Organization("other", "Other"))
+
+
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
+async def sqlite_store(db_path: Path) -> AsyncIterator[SqliteStore]:
     s = SqliteStore(db_path)
-    await s.open()
-    await s.create_org(Organization("acme", "Acme"))
-    await s.create_org(Organization("other", "Other"))
+    await _with_orgs(s)
     try:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[Any]:
+    """Every store test runs on both backends (PostgreSQL: a private server, a fresh
+    database per test). SQLite-only modules override this with ``sqlite_store``."""
+    database_url = None
+    s: SqliteStore | PostgresStore
+    if request.param == "sqlite":
+        s = SqliteStore(db_path)
+    else:
+        # A sync session fixture: safe to ask for from inside the running loop.
+        database_url = await new_database(request.getfixturevalue("postgres_server"))
+        s = PostgresStore(database_url)
+    try:
+        await _with_orgs(s)
+        yield s
+    finally:
+        await s.close()
+        if database_url is not None:
+            await drop_database(database_url)
+
+
+def reopen(store: Any) -> Any:
+    """A second, unopened store on the same database (a restarted server)."""
+    if isinstance(store, PostgresStore):
+        return PostgresStore(store.url.render_as_string(hide_password=False))
+    return SqliteStore(store.path)
 
 
 MakeCall = Callable[..., CallRecord]

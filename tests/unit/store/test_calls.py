@@ -151,9 +151,10 @@ async def test_get_call_does_not_read_the_events(store: SqliteStore, make_call: 
     await store.insert_call(make_call("c1"))
     await store.append_events([CallEvent("c1", 1, "status", at(0))])
     statements: list[str] = []
-    assert store._reader is not None
+    reader = store._reader if isinstance(store, SqliteStore) else store._engine.sync_engine
+    assert reader is not None
     event.listen(
-        store._reader,
+        reader,
         "before_cursor_execute",
         lambda conn, cursor, sql, params, context, many: statements.append(sql),
     )
@@ -325,6 +326,20 @@ async def test_fail_live_calls(store: SqliteStore, make_call: MakeCall) -> None:
     assert await store.get_call(None, "done") == done
     assert await store.count_live_calls("acme") == 0
     assert await store.fail_live_calls(at(80)) == []
+
+
+async def test_fail_live_calls_takes_only_the_nodes_own_and_ownerless_calls(
+    store: SqliteStore, make_call: MakeCall
+) -> None:
+    # Several servers share the database: a node that starts (or reaps a dead peer)
+    # must not fail the calls another live node is running.
+    await store.insert_call(make_call("mine", 0, status=S.RINGING, node_id="n1"))
+    await store.insert_call(make_call("theirs", 1, status=S.RINGING, node_id="n2"))
+    await store.insert_call(make_call("legacy", 2, status=S.QUEUED))  # stored before 0002
+    assert (await store.get_call(None, "mine")).node_id == "n1"  # type: ignore[union-attr]
+    assert await store.fail_live_calls(at(10), "n1") == ["mine", "legacy"]
+    assert (await store.get_call(None, "theirs")).status is S.RINGING  # type: ignore[union-attr]
+    assert await store.fail_live_calls(at(20), "n2") == ["theirs"]
 
 
 # -- idempotency -----------------------------------------------------------------------

@@ -96,7 +96,7 @@ async def test_api_key_of_unknown_org_is_an_error_not_a_conflict(store: SqliteSt
     with pytest.raises(StoreError) as info:
         await store.add_api_key(ApiKey("k1", "ghost", "backend", "a" * 64))
     assert not isinstance(info.value, Conflict)
-    assert "FOREIGN KEY" in str(info.value)
+    assert "foreign key" in str(info.value).lower()
 
 
 # -- trunks ----------------------------------------------------------------------------

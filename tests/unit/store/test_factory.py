@@ -8,6 +8,7 @@ import pytest
 
 from dialflow.store import SqliteStore, StoreError, make_store, open_store
 from dialflow.store.factory import sqlite_path
+from dialflow.store.postgres import PostgresStore
 
 
 @pytest.mark.parametrize(
@@ -29,15 +30,31 @@ def test_sqlite_paths(url: str | None, expected: Path | str) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://u:p@db/dialflow", "not implemented"),
-        ("postgresql+asyncpg://u:p@db/dialflow", "not implemented"),
         ("mysql://u@db/x", "unsupported"),
         ("not a url", "invalid"),
+        ("not a url with:secret@", "invalid"),
     ],
 )
 def test_other_urls_are_refused(url: str, message: str) -> None:
-    with pytest.raises(StoreError, match=message):
+    with pytest.raises(StoreError, match=message) as exc:
         make_store(url, Path("/data"))
+    assert "secret" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:secret@db/dialflow",
+        "postgres://u:secret@db/dialflow",
+        "postgresql+asyncpg://u:secret@db:5433/dialflow",
+        "postgresql+psycopg://u:secret@db/dialflow",
+    ],
+)
+def test_postgresql_urls_make_a_postgres_store(url: str) -> None:
+    store = make_store(url, Path("/data"))
+    assert isinstance(store, PostgresStore)
+    assert store.url.drivername == "postgresql+asyncpg"
+    assert "secret" not in repr(store)
 
 
 async def test_open_store_defaults_to_a_file_in_the_data_dir(tmp_path: Path) -> None:

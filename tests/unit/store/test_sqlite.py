@@ -22,6 +22,12 @@ from dialflow.store.sql import _execute
 from .conftest import MakeCall, at
 
 
+@pytest.fixture
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    """This module tests the SQLite backend's own machinery."""
+    return sqlite_store
+
+
 async def pragma(store: SqliteStore, name: str, *, writer: bool) -> object:
     def read(conn: Connection) -> object:
         return conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()

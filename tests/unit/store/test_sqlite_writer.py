@@ -16,6 +16,12 @@ from dialflow.store import CallEvent, Conflict, Organization, SqliteStore, Store
 from .conftest import MakeCall, at
 
 
+@pytest.fixture
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    """This module tests the SQLite backend's own machinery."""
+    return sqlite_store
+
+
 @asynccontextmanager
 async def writer_held(store: SqliteStore) -> AsyncIterator[None]:
     """Keep the writer thread busy so that jobs submitted meanwhile queue up and run as

@@ -15,7 +15,7 @@ from dialflow.store import (
     WebhookDelivery,
 )
 
-from .conftest import MakeCall, at
+from .conftest import MakeCall, at, reopen
 
 
 def delivery(session: str, seq: int, due: float, **fields: object) -> WebhookDelivery:
@@ -169,7 +169,7 @@ async def test_pending_deliveries_survive_a_restart(
     await store.enqueue_webhook(delivery("s1", 2, 0))
     await store.close()
 
-    reopened = SqliteStore(db_path)
+    reopened = reopen(store)
     await reopened.open()
     try:
         assert await due_ids(reopened, 1) == ["evt_s1_1"]

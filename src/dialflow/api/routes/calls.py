@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import io
@@ -14,12 +15,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from redis.exceptions import RedisError
 
-from ...calls.limits import LimitExceeded
+from ...calls.limits import LimitExceeded, LimitsUnavailable
 from ...calls.options import AmdOptions, CallOptions
 from ...calls.policy import DestinationError, DestinationNotAllowed
 from ...calls.service import NoTrunk
 from ...calls.session import call_view, event_view, iso, utcnow
+from ...cluster.bus import LockTimeout
 from ...store.cursor import decode_cursor
 from ...store.models import CallRecord, CallStatus, IdempotencyRecord
 from ...webhooks.urls import WebhookUrlNotAllowed, check_webhook_url_async
@@ -123,7 +126,7 @@ async def place_call(
         session = await _create(state, org, flow, options, request_doc, None)
     else:
         lock = state.idempotency_locks.setdefault((org_id, idempotency_key), asyncio.Lock())
-        async with lock:
+        async with lock, _cluster_lock(state, f"idem:{org_id}:{idempotency_key}"):
             since = utcnow() - IDEMPOTENCY_WINDOW
             existing = await state.store.get_idempotency(org_id, idempotency_key, since)
             digest = _body_hash(body)
@@ -178,6 +181,13 @@ async def _create(
         raise ApiError(
             429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after)}
         ) from None
+    except LimitsUnavailable:
+        raise ApiError(
+            503,
+            "unavailable",
+            "the shared call limits cannot be checked (Redis unreachable); try again",
+            headers={"Retry-After": "1"},
+        ) from None
 
 
 def _call_response(record: CallRecord, status: int, *, replayed: bool = False) -> JSONResponse:
@@ -207,7 +217,36 @@ async def cancel_call(org_id: str, session_id: str, state: State, principal: Aut
     record = await state.store.get_call(org_id, session_id)
     if record is None:
         raise not_found("call")
+    cluster = state.cluster
+    if (
+        cluster is not None
+        and not record.status.is_terminal
+        and record.node_id
+        and record.node_id != cluster.node_id
+        and await cluster.request_hangup(record.node_id, org_id, session_id)
+    ):
+        # Another node runs the call: it hung up and stored the final row.
+        record = await state.store.get_call(org_id, session_id) or record
     return JSONResponse(call_view(record))
+
+
+@contextlib.asynccontextmanager
+async def _cluster_lock(state: AppState, name: str) -> AsyncIterator[None]:
+    """The same Idempotency-Key sent to two nodes at once must create one call."""
+    if state.cluster is None:
+        yield
+        return
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(state.cluster.bus.lock(name, ttl_ms=30_000, wait=10.0))
+        except (LockTimeout, RedisError, OSError) as exc:
+            raise ApiError(
+                503,
+                "unavailable",
+                f"cannot lock the Idempotency-Key across nodes: {exc}",
+                headers={"Retry-After": "1"},
+            ) from None
+        yield
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:

@@ -17,6 +17,8 @@ async def healthz(state: State) -> JSONResponse:
         "sip": state.endpoint.is_serving,
         "storage": await _storage_ok(state),
     }
+    if state.cluster is not None:
+        checks["redis"] = await state.cluster.healthy()
     ok = all(checks.values())
     body = {"status": "ok" if ok else "degraded", "checks": checks}
     return JSONResponse(body, status_code=200 if ok else 503)
