@@ -161,9 +161,14 @@ async def join(
     service.limiter = limiter
     bus.on_command("hangup", lambda body: _hangup(service, body))
     _share_catalog_cache(store, bus)
-    await bus.start()
-    await node._beat()
-    await redis.sadd(node._nodes_key, node_id)
+    try:
+        await bus.start()
+        await node._beat()
+        await redis.sadd(node._nodes_key, node_id)
+    except BaseException:
+        await bus.aclose()
+        await redis.aclose()
+        raise
     loop = asyncio.get_running_loop()
     node._tasks.append(loop.create_task(node._beat_forever(), name="dialflow-node-alive"))
     node._tasks.append(loop.create_task(node._reap_forever(service), name="dialflow-node-reap"))
