@@ -22,8 +22,9 @@ def sqlite_path(database_url: str | None, data_dir: Path) -> Path | str:
         return Path(data_dir) / DEFAULT_FILE
     try:
         url = make_url(database_url)
-    except ArgumentError as exc:
-        raise StoreError(f"invalid database URL {database_url!r}") from exc
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        # Not the URL itself: it may hold a password.
+        raise StoreError("invalid database URL (DIALFLOW_DATABASE_URL)") from exc
     if url.get_backend_name() != "sqlite":
         raise StoreError(f"not a SQLite URL: {url.get_backend_name()!r}")
     if not url.database or url.database == MEMORY:
@@ -47,7 +48,7 @@ def make_store(database_url: str | None, data_dir: Path) -> Store:
     if database_url is not None and database_url.strip():
         try:
             backend = make_url(database_url).get_backend_name()
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
             # Not the URL itself: it may hold a password.
             raise StoreError("invalid database URL (DIALFLOW_DATABASE_URL)") from exc
         if backend in ("postgresql", "postgres"):

@@ -39,12 +39,19 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def asyncpg_url(database_url: str) -> URL:
-    """``postgresql://``, ``postgres://`` or ``postgresql+<driver>://`` → the asyncpg URL."""
+    """``postgresql://``, ``postgres://`` or ``postgresql+<driver>://`` → the asyncpg URL
+    (``sslmode=`` becomes asyncpg's ``ssl=``)."""
     if database_url.startswith("postgres://"):
         database_url = "postgresql://" + database_url[len("postgres://") :]
     url = make_url(database_url)
     if url.get_backend_name() != "postgresql":
         raise StoreError(f"not a PostgreSQL URL: {url.get_backend_name()!r}")
+    # SQLAlchemy passes the query string to asyncpg.connect() as keyword arguments, and
+    # asyncpg spells libpq's sslmode "ssl" (same values): providers hand out sslmode URLs.
+    if "sslmode" in url.query and "ssl" not in url.query:
+        url = url.update_query_dict({"ssl": url.query["sslmode"]}).difference_update_query(
+            ["sslmode"]
+        )
     return url.set(drivername="postgresql+asyncpg")
 
 

@@ -1,5 +1,6 @@
-"""Fixtures: a store on a fresh SQLite file per test (copied from a template migrated
-once per session, so tests do not pay for the migration each time)."""
+"""Fixtures: a store per test on each backend — a fresh SQLite file (copied from a
+template migrated once per session, so tests do not pay for the migration each time),
+and an emptied PostgreSQL database (``tests/pg_server.py``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from dialflow.store import CallRecord, CallStatus, Organization, SqliteStore
 from dialflow.store.postgres import PostgresStore
 
-from ...pg_server import drop_database, new_database, postgres_server  # noqa: F401
+from ...pg_server import postgres_database, postgres_server, reset_database  # noqa: F401
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -66,23 +67,22 @@ async def sqlite_store(db_path: Path) -> AsyncIterator[SqliteStore]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[Any]:
-    """Every store test runs on both backends (PostgreSQL: a private server, a fresh
-    database per test). SQLite-only modules override this with ``sqlite_store``."""
-    database_url = None
+    """Every store test runs on both backends (PostgreSQL: a private server, one
+    database emptied before each test). SQLite-only modules use ``sqlite_store``."""
     s: SqliteStore | PostgresStore
     if request.param == "sqlite":
         s = SqliteStore(db_path)
     else:
         # A sync session fixture: safe to ask for from inside the running loop.
-        database_url = await new_database(request.getfixturevalue("postgres_server"))
+        database_url = request.getfixturevalue("postgres_database")
+        # Emptied before rather than after: a test that failed half-way cannot leak rows.
+        await reset_database(database_url)
         s = PostgresStore(database_url)
     try:
         await _with_orgs(s)
         yield s
     finally:
         await s.close()
-        if database_url is not None:
-            await drop_database(database_url)
 
 
 def reopen(store: Any) -> Any:

@@ -33,11 +33,15 @@ def test_sqlite_paths(url: str | None, expected: Path | str) -> None:
         ("mysql://u@db/x", "unsupported"),
         ("not a url", "invalid"),
         ("not a url with:secret@", "invalid"),
+        ("postgresql://u:secret@db:port/x", "invalid"),
     ],
 )
 def test_other_urls_are_refused(url: str, message: str) -> None:
     with pytest.raises(StoreError, match=message) as exc:
         make_store(url, Path("/data"))
+    assert "secret" not in str(exc.value)
+    with pytest.raises(StoreError) as exc:
+        sqlite_path(url, Path("/data"))  # also reached by the migrations command line
     assert "secret" not in str(exc.value)
 
 
@@ -55,6 +59,16 @@ def test_postgresql_urls_make_a_postgres_store(url: str) -> None:
     assert isinstance(store, PostgresStore)
     assert store.url.drivername == "postgresql+asyncpg"
     assert "secret" not in repr(store)
+
+
+def test_libpq_sslmode_becomes_asyncpgs_ssl() -> None:
+    # asyncpg.connect() has no sslmode argument: passed through it would be a TypeError.
+    store = make_store("postgresql://u:secret@db/x?sslmode=verify-full", Path("/data"))
+    assert isinstance(store, PostgresStore)
+    assert dict(store.url.query) == {"ssl": "verify-full"}
+    store = make_store("postgresql://u@db/x?ssl=require&sslmode=disable", Path("/data"))
+    assert isinstance(store, PostgresStore)
+    assert store.url.query["ssl"] == "require"  # an explicit ssl= wins
 
 
 async def test_open_store_defaults_to_a_file_in_the_data_dir(tmp_path: Path) -> None:

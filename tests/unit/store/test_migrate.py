@@ -1,5 +1,6 @@
 """Migrations (store/migrate.py, store/migrations/): fresh upgrade, idempotence,
-linear history, and agreement between the migrations and schema.py."""
+linear history, and agreement between the migrations and schema.py (on SQLite and on
+PostgreSQL, where the dialect-specific parts — partial indexes, types — differ)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import Connection, create_engine, event, inspect
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from dialflow.store import SqliteStore
 from dialflow.store.migrate import (
@@ -21,7 +23,10 @@ from dialflow.store.migrate import (
     upgrade_to_head,
 )
 from dialflow.store.migrations.__main__ import main
+from dialflow.store.postgres import asyncpg_url
 from dialflow.store.schema import metadata
+
+from ...pg_server import drop_database, new_database
 
 TABLES = {
     "alembic_version",
@@ -129,6 +134,40 @@ def test_migrations_and_schema_py_agree(tmp_path: Path) -> None:
             assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
+
+
+def _schema_differences(conn: Connection) -> list[object]:
+    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+def _table_names(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
+
+
+def _downgrade_to_base(conn: Connection) -> None:
+    command.downgrade(alembic_config(conn), "base")
+
+
+async def test_postgresql_migrations_match_schema_py_and_go_down_and_up(
+    postgres_server: str,
+) -> None:
+    url = await new_database(postgres_server, migrated=False)
+    engine = create_async_engine(asyncpg_url(url))
+    try:
+        async with engine.begin() as conn:
+            assert await conn.run_sync(upgrade_to_head) == "base"
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_schema_differences) == []
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade_to_base)
+        async with engine.begin() as conn:
+            assert await conn.run_sync(_table_names) == {"alembic_version"}
+            assert await conn.run_sync(upgrade_to_head) == "base"
+            assert await conn.run_sync(_table_names) == TABLES
+    finally:
+        await engine.dispose()
+        await drop_database(url)
 
 
 def test_downgrade_to_base_and_up_again(tmp_path: Path) -> None:

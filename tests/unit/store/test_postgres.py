@@ -54,5 +54,19 @@ async def test_an_unreachable_server_is_a_store_error_without_the_password() -> 
     assert "s3cret" not in repr(store)
 
 
+async def test_sslmode_in_the_url_reaches_asyncpg(postgres_database: str) -> None:
+    # The test server has no TLS: sslmode=require must make the connection fail (proof
+    # that it reached the driver), as a StoreError, not asyncpg's TypeError.
+    store = PostgresStore(postgres_database + "?sslmode=require")
+    with pytest.raises(StoreError, match="SSL"):
+        await store.open()
+    store = PostgresStore(postgres_database + "?sslmode=prefer")
+    await store.open()
+    try:
+        assert await store.healthy()
+    finally:
+        await store.close()
+
+
 def test_the_backend_uses_the_shared_query_layer() -> None:
     assert issubclass(PostgresStore, SqlBase)
