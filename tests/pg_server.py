@@ -24,7 +24,6 @@ import glob
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Coroutine, Iterator
@@ -33,6 +32,8 @@ from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy.engine import make_url
+
+from .ports import free_tcp_port
 
 T = TypeVar("T")
 
@@ -46,12 +47,6 @@ def _pg_bin() -> Path | None:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_owner(cmd: list[str]) -> list[str]:
@@ -88,7 +83,7 @@ def postgres_server() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(data, "postgres")
-    port = _free_port()
+    port = free_tcp_port()
     subprocess.run(
         _as_owner(
             [

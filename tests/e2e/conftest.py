@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,18 +14,15 @@ import pytest
 import uvicorn
 
 from dialflow.api.app import create_app
+from dialflow.calls.session import utcnow
 from dialflow.config import Settings
+from dialflow.store.models import CallRecord, CallStatus
 
 from ..interop.peers import find_free_udp_port
 from ..pg_server import drop_database, new_database, postgres_server  # noqa: F401
+from ..ports import free_tcp_port
 
 ADMIN = "test-admin-token"
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -211,3 +207,22 @@ async def shared_database_url(postgres_server: str) -> AsyncIterator[str]:  # no
     url = await new_database(postgres_server)
     yield url
     await drop_database(url)
+
+
+def live_call(session_id: str, node_id: str, **fields: Any) -> CallRecord:
+    """A call row as a node writes it mid-call (in progress), for recovery tests."""
+    values: dict[str, Any] = {
+        "session_id": session_id,
+        "org_id": "acme",
+        "flow_id": None,
+        "flow_version": None,
+        "direction": "outbound",
+        "mode": "poll",
+        "to": "sip:bob@127.0.0.1:9",
+        "from_": None,
+        "status": CallStatus.IN_PROGRESS,
+        "created_at": utcnow(),
+        "node_id": node_id,
+        **fields,
+    }
+    return CallRecord(**values)

@@ -17,11 +17,11 @@ from dialflow.api.app import create_app
 from dialflow.calls.session import utcnow
 from dialflow.cluster.node import ClusterError
 from dialflow.config import Settings
-from dialflow.store.models import CallRecord, CallStatus
+from dialflow.store.models import CallStatus
 
 from ..interop.peers import Sipp, find_free_udp_port
 from ..redis_server import redis_url  # noqa: F401  (the session fixture)
-from .conftest import Server, start_server, stop_server
+from .conftest import Server, live_call, start_server, stop_server
 
 pytestmark = pytest.mark.interop
 
@@ -175,21 +175,6 @@ async def test_a_dead_nodes_live_calls_are_failed_by_another_node(
     await a.org("acme")
     store = a.app_state.store
     a_node = a.app_state.cluster
-
-    def live_call(session_id: str, node_id: str) -> CallRecord:
-        return CallRecord(
-            session_id=session_id,
-            org_id="acme",
-            flow_id=None,
-            flow_version=None,
-            direction="outbound",
-            mode="poll",
-            to="sip:bob@127.0.0.1:9",
-            from_=None,
-            status=CallStatus.IN_PROGRESS,
-            created_at=utcnow(),
-            node_id=node_id,
-        )
 
     # "ghost" ran a call and died: it is a known node without a liveness key.
     await store.insert_call(live_call("ghost-call", "ghost"))

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from dialflow.calls.session import utcnow
-from dialflow.store.models import CallRecord, CallStatus
 from dialflow.store.postgres import PostgresStore
 
 from ..interop.peers import Sipp
-from .conftest import Receiver, start_server, stop_server
+from .conftest import Receiver, live_call, start_server, stop_server
 
 pytestmark = pytest.mark.interop
 
@@ -25,23 +24,6 @@ SHORT_FLOW = {
     "start": "wait",
     "nodes": {"wait": {"type": "pause", "seconds": 0.3, "next": "end"}, "end": {"type": "hangup"}},
 }
-
-
-def _live_call(session_id: str, node_id: str) -> CallRecord:
-    return CallRecord(
-        session_id=session_id,
-        org_id="acme",
-        flow_id=None,
-        flow_version=None,
-        direction="outbound",
-        mode="poll",
-        to="sip:bob@127.0.0.1:9",
-        from_=None,
-        status=CallStatus.IN_PROGRESS,
-        created_at=utcnow(),
-        answered_at=utcnow(),
-        node_id=node_id,
-    )
 
 
 async def test_a_call_on_postgresql_and_recovery_of_only_this_nodes_calls(
@@ -91,8 +73,8 @@ async def test_a_call_on_postgresql_and_recovery_of_only_this_nodes_calls(
     store = PostgresStore(shared_database_url)
     await store.open()
     try:
-        await store.insert_call(_live_call("mine", node_id))
-        await store.insert_call(_live_call("theirs", "elsewhere"))
+        await store.insert_call(live_call("mine", node_id, answered_at=utcnow()))
+        await store.insert_call(live_call("theirs", "elsewhere", answered_at=utcnow()))
     finally:
         await store.close()
 

@@ -35,7 +35,6 @@ T = TypeVar("T")
 # pg_advisory_xact_lock key: any constant shared by every dialflow process ("dialflow").
 MIGRATION_LOCK_KEY = 0x6469616C666C6F77
 UNIQUE_VIOLATION = "23505"
-POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def asyncpg_url(database_url: str) -> URL:

@@ -10,7 +10,6 @@ from dialflow.store import Organization, StoreError
 from dialflow.store.factory import open_store
 from dialflow.store.migrate import head_revision
 from dialflow.store.postgres import PostgresStore
-from dialflow.store.sql import SqlBase
 
 from ...pg_server import drop_database, new_database
 
@@ -66,7 +65,3 @@ async def test_sslmode_in_the_url_reaches_asyncpg(postgres_database: str) -> Non
         assert await store.healthy()
     finally:
         await store.close()
-
-
-def test_the_backend_uses_the_shared_query_layer() -> None:
-    assert issubclass(PostgresStore, SqlBase)
